@@ -1,0 +1,29 @@
+"""The API contract: the OpenAPI document and the checks built on it."""
+
+from kling_testkit.spec.document import (
+    Family,
+    defaults,
+    families,
+    field,
+    openapi,
+    parameter,
+    schema,
+)
+from kling_testkit.spec.rules import check_image, check_request, image_size
+from kling_testkit.spec.validation import ContractViolation, parse_query, validate
+
+__all__ = [
+    "ContractViolation",
+    "Family",
+    "check_image",
+    "check_request",
+    "defaults",
+    "families",
+    "field",
+    "image_size",
+    "openapi",
+    "parameter",
+    "parse_query",
+    "schema",
+    "validate",
+]

@@ -1,0 +1,79 @@
+"""Load the OpenAPI document and answer questions about it (families, schemas, defaults)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SPEC_URI = "urn:kling-testkit:openapi"
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    """Return the parsed OpenAPI 3.1 document shipped with the package (read once)."""
+    text = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+@dataclass(frozen=True)
+class Family:
+    """A task family of the legacy API: where it lives and what it produces."""
+
+    name: str
+    path: str
+    request_schema: str
+    output: str  # "video" or "image"
+
+
+@cache
+def families() -> dict[str, Family]:
+    """Every task family, keyed by name, read from the ``x-kling-family`` create operations."""
+    found: dict[str, Family] = {}
+    for path, item in openapi()["paths"].items():
+        post = item.get("post")
+        if not post or "x-kling-family" not in post:
+            continue
+        meta = post["x-kling-family"]
+        ref: str = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        found[meta["name"]] = Family(meta["name"], path, ref.rsplit("/", 1)[-1], meta["output"])
+    return found
+
+
+def schema(name: str) -> dict[str, Any]:
+    """Return a component schema by name."""
+    schemas: dict[str, dict[str, Any]] = openapi()["components"]["schemas"]
+    return schemas[name]
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (one level at a time, until none is left) and merge siblings."""
+    while "$ref" in node:
+        target = schema(node["$ref"].rsplit("/", 1)[-1])
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**target, **siblings}
+    return node
+
+
+def field(request_schema: str, name: str) -> dict[str, Any]:
+    """Return the resolved schema of one request field."""
+    return resolve(schema(request_schema)["properties"][name])
+
+
+def defaults(request_schema: str) -> dict[str, Any]:
+    """Return the documented default of every field of a request schema that has one."""
+    out: dict[str, Any] = {}
+    for name in schema(request_schema)["properties"]:
+        resolved = field(request_schema, name)
+        if "default" in resolved:
+            out[name] = resolved["default"]
+    return out
+
+
+def parameter(name: str) -> dict[str, Any]:
+    """Return a component parameter (its ``schema`` holds the limits)."""
+    params: dict[str, dict[str, Any]] = openapi()["components"]["parameters"]
+    return params[name]

@@ -1,0 +1,181 @@
+"""Validate request bodies and query parameters against the OpenAPI document.
+
+JSON Schema does the work; this module only turns its first error into a message that names the
+field and says what was expected, with the Kling code that goes with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from kling_testkit.codes import ErrorCode
+from kling_testkit.spec.document import SPEC_URI, openapi, resolve
+
+# Which failure to report first when a body breaks several rules: a wrong model is its own code,
+# then a missing field, then unknown fields, then the rest in document order.
+_PRIORITY = {"required": 1, "additionalProperties": 2}
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+class ContractViolation(Exception):
+    """A request breaks the API contract; raised by the validators of this package."""
+
+    def __init__(
+        self, message: str, field: str | None = None, code: ErrorCode = ErrorCode.INVALID_VALUE
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+
+
+def json_type(value: object) -> str:
+    """Name the JSON type of a decoded value."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+@cache
+def _validator(schema_name: str) -> Draft202012Validator:
+    registry: Registry[Any] = Registry().with_resource(
+        SPEC_URI, Resource.from_contents(openapi(), default_specification=DRAFT202012)
+    )
+    ref = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
+    return Draft202012Validator(ref, registry=registry)
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """Render a JSON path as ``camera_control.config.pan`` or ``image_list[0].image``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _is_model_error(error: ValidationError) -> bool:
+    return error.validator == "enum" and list(error.absolute_path) in (["model_name"], ["model"])
+
+
+def _field_of(error: ValidationError) -> str | None:
+    """Name the field an error is about: the missing or unknown key when there is one."""
+    parts = list(error.absolute_path)
+    if error.validator in ("required", "additionalProperties") and isinstance(error.instance, dict):
+        if error.validator == "required":
+            keys = [k for k in error.validator_value if k not in error.instance]
+        else:
+            keys = sorted(k for k in error.instance if k not in error.schema.get("properties", {}))
+        parts += keys[:1]
+    return field_path(parts) or None
+
+
+def _describe(error: ValidationError, where: str | None = None) -> str:
+    """Turn one JSON Schema error into 'field: what was wrong, what was expected'."""
+    where = where or field_path(error.absolute_path)
+    custom = error.schema.get("x-messages", {}) if isinstance(error.schema, dict) else {}
+    kind, value, expected = error.validator, error.instance, error.validator_value
+    if kind in custom:
+        return f"{where} {custom[kind]}" if where else str(custom[kind])
+    if kind == "required":
+        missing = [name for name in expected if name not in value]
+        name = field_path([*error.absolute_path, missing[0]]) if missing else where
+        return f"{name} is required"
+    if kind == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in value if k not in known)
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}unknown field {extra[0]!r}; expected only {', '.join(sorted(known))}"
+    if kind == "type":
+        return f"{where} must be of type {expected}, got {json_type(value)}"
+    if kind == "enum":
+        choices = ", ".join(repr(c) for c in expected)
+        return f"{where} must be one of {choices}; got {value!r}"
+    if kind == "const":
+        return f"{where} must be {expected!r}; got {value!r}"
+    if kind in ("minimum", "maximum"):
+        low, high = error.schema.get("minimum"), error.schema.get("maximum")
+        span = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else (f"at least {low}" if low is not None else f"at most {high}")
+        )
+        return f"{where} must be {span}; got {value!r}"
+    if kind == "maxLength":
+        return f"{where} must be at most {expected} characters; got {len(value)}"
+    if kind == "minLength":
+        return (
+            f"{where} must not be empty"
+            if expected == 1
+            else (f"{where} must be at least {expected} characters; got {len(value)}")
+        )
+    if kind in ("maxItems", "minItems"):
+        bound = "at most" if kind == "maxItems" else "at least"
+        return f"{where} must have {bound} {expected} items; got {len(value)}"
+    return f"{where}: {error.message}" if where else error.message
+
+
+def validate(schema_name: str, instance: object) -> None:
+    """Raise :class:`ContractViolation` for the first way ``instance`` breaks ``schema_name``."""
+    errors = list(_validator(schema_name).iter_errors(instance))
+    if not errors:
+        return
+    for error in errors:
+        if _is_model_error(error):
+            name = field_path(error.absolute_path)
+            raise ContractViolation(
+                f"{name} {error.instance!r} does not exist; available models: "
+                f"{', '.join(error.validator_value)}",
+                field=name,
+                code=ErrorCode.RESOURCE_NOT_FOUND,
+            )
+    first = min(
+        errors, key=lambda e: (_PRIORITY.get(str(e.validator), 3), field_path(e.absolute_path))
+    )
+    raise ContractViolation(_describe(first), field=_field_of(first))
+
+
+def parse_query(
+    parameters: Mapping[str, dict[str, Any]], query: Mapping[str, str]
+) -> dict[str, Any]:
+    """Convert and check query parameters against their documented schemas; fill defaults.
+
+    ``parameters`` maps a query name to its OpenAPI parameter object.
+    """
+    out: dict[str, Any] = {}
+    for name, param in parameters.items():
+        schema: dict[str, Any] = param["schema"]
+        if name not in query:
+            if param.get("required"):
+                raise ContractViolation(f"query parameter {name} is required", field=name)
+            if "default" in schema:
+                out[name] = schema["default"]
+            continue
+        raw = query[name]
+        value: Any = raw
+        if schema.get("type") == "integer":
+            try:
+                if not raw.isascii():
+                    raise ValueError(raw)
+                value = int(raw.strip(), 10)
+            except ValueError:
+                raise ContractViolation(
+                    f"query parameter {name} must be an integer; got {raw[:40]!r}", field=name
+                ) from None
+        error = next(iter(Draft202012Validator(resolve(schema)).iter_errors(value)), None)
+        if error is not None:
+            raise ContractViolation(_describe(error, f"query parameter {name}"), field=name)
+        out[name] = value
+    return out

@@ -1,0 +1,88 @@
+"""Check an Authorization header as the real API does: JWT (AK/SK) or a plain API key.
+
+Order of checks, each an HTTP 401: missing -> 1001; not ``Bearer <token>``, unknown key or
+access key, bad signature, wrong algorithm, no ``exp`` -> 1002; ``nbf`` ahead -> 1003;
+``exp`` passed -> 1004.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+
+from kling_testkit.codes import ErrorCode
+from mock_server.config import Account
+from mock_server.errors import ApiError
+
+
+def _invalid(reason: str) -> ApiError:
+    return ApiError(ErrorCode.AUTH_INVALID, f"Authorization is invalid: {reason}")
+
+
+def _claims(token: str, accounts: Iterable[Account]) -> tuple[Account, dict[str, Any]]:
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise _invalid("malformed token") from None
+    if header.get("alg") != "HS256":
+        raise _invalid(f"token must be signed with HS256, not {header.get('alg')!r}")
+    issuer = unverified.get("iss")
+    account = next((a for a in accounts if a.access_key == issuer), None)
+    if account is None:
+        raise _invalid("unknown access key in iss")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            account.secret_key,
+            algorithms=["HS256"],
+            # Time claims are checked below against the configured clock, not PyJWT's.
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise _invalid("signature does not match the secret key") from None
+    except jwt.InvalidTokenError as exc:
+        raise _invalid(str(exc)) from None
+    return account, claims
+
+
+def _number(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _invalid(f"{name} must be a number of seconds")
+    return float(value)
+
+
+def authenticate(
+    header: str | None, accounts: Iterable[Account], now: float, leeway: float = 0.0
+) -> Account:
+    """Return the account the header proves, or raise :class:`ApiError` with the auth code."""
+    if header is None or not header.strip():
+        raise ApiError(ErrorCode.AUTH_EMPTY, "Authorization is empty")
+    scheme, _, token = header.partition(" ")
+    if scheme != "Bearer" or not token or " " in token:
+        raise _invalid("expected 'Bearer <token>' with a single space")
+    accounts = list(accounts)
+    if token.count(".") != 2:
+        account = next((a for a in accounts if a.api_key is not None and a.api_key == token), None)
+        if account is None:
+            raise _invalid("api key not found")
+        return account
+    account, claims = _claims(token, accounts)
+    expires, not_before = _number(claims, "exp"), _number(claims, "nbf")
+    if expires is None:
+        raise _invalid("token has no exp claim")
+    if not_before is not None and not_before > now + leeway:
+        raise ApiError(
+            ErrorCode.AUTH_NOT_YET_VALID,
+            f"Authorization is not yet valid: nbf is {not_before - now:.0f}s ahead",
+        )
+    if expires <= now - leeway:
+        raise ApiError(
+            ErrorCode.AUTH_EXPIRED, f"Authorization has expired: exp was {now - expires:.0f}s ago"
+        )
+    return account

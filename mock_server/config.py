@@ -1,0 +1,194 @@
+"""The mock's configuration: defaults, a JSON file, and changes at run time.
+
+One schema checks all three, so a config file, ``PATCH /__mock/config`` and the Python handle
+accept and refuse the same things.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from kling_testkit.credentials import MOCK_API_KEY, Credentials
+from kling_testkit.spec.validation import field_path
+from mock_server.errors import ConfigError
+
+MIN_SECRET_BYTES = 32  # shorter HS256 keys are weak; PyJWT warns about them
+
+
+@dataclass(frozen=True)
+class Account:
+    """An API account: AK/SK for JWT auth and an optional plain API key."""
+
+    name: str
+    access_key: str
+    secret_key: str
+    api_key: str | None = None
+
+
+def default_durations() -> dict[str, dict[str, float]]:
+    """Realistic task timings per family: seconds queued, seconds processing (before scaling)."""
+    return {
+        "text2video": {"queue_s": 10.0, "run_s": 120.0},
+        "image2video": {"queue_s": 10.0, "run_s": 150.0},
+        "image_generation": {"queue_s": 2.0, "run_s": 12.0},
+    }
+
+
+def default_multipliers() -> dict[str, float]:
+    """How options stretch the processing time: pro mode, 10 s videos, each extra image."""
+    return {"mode_pro": 1.5, "duration_10": 1.8, "per_extra_image": 0.25}
+
+
+def default_accounts() -> list[Account]:
+    creds = Credentials.mock_default()
+    return [Account("default", creds.access_key, creds.secret_key, MOCK_API_KEY)]
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """Everything that shapes one mock instance. Build with :meth:`from_dict` to validate."""
+
+    seed: int = 0
+    clock: str = "real"  # "real" or "manual"
+    time_scale: float = 1.0
+    clock_start: float | None = None  # Unix seconds; None = wall time when the mock starts
+    durations: dict[str, dict[str, float]] = field(default_factory=default_durations)
+    duration_multipliers: dict[str, float] = field(default_factory=default_multipliers)
+    duration_spread: float = 0.25  # sigma of the seeded lognormal spread; 0 = exact timings
+    accounts: tuple[Account, ...] = field(default_factory=lambda: tuple(default_accounts()))
+    auth_clock: str = "wall"  # which clock checks token exp/nbf: "wall" or "mock"
+    token_leeway_s: float = 0.0
+    journal_size: int = 1000
+    max_body_bytes: int = 16 * 1024 * 1024
+    public_base_url: str | None = None  # base of result URLs; None = the request's host
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MockConfig:
+        """Validate ``data`` (any subset of the fields) and build a config on the defaults."""
+        return cls().patched(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MockConfig:
+        """Read a JSON config file."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def patched(self, changes: Mapping[str, Any]) -> MockConfig:
+        """Return a copy with ``changes`` applied; nested dicts merge, lists replace."""
+        error = next(iter(_VALIDATOR.iter_errors(changes)), None)
+        if error is not None:
+            where = field_path(error.absolute_path) or "config"
+            raise ConfigError(f"{where}: {error.message}")
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "accounts":
+                values[key] = tuple(Account(**a) for a in value)
+            elif key in ("durations", "duration_multipliers"):
+                merged = copy.deepcopy(getattr(self, key))
+                for name, item in value.items():
+                    merged[name] = (
+                        {**merged.get(name, {}), **item} if isinstance(item, dict) else item
+                    )
+                values[key] = merged
+            else:
+                values[key] = value
+        new = replace(self, **values)
+        new._check()
+        return new
+
+    def _check(self) -> None:
+        names, keys = set(), set()
+        for account in self.accounts:
+            if len(account.secret_key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"account {account.name!r}: secret_key must be at least "
+                    f"{MIN_SECRET_BYTES} bytes"
+                )
+            if account.name in names or account.access_key in keys:
+                raise ConfigError(f"account {account.name!r}: name and access_key must be unique")
+            names.add(account.name)
+            keys.add(account.access_key)
+        for family in self.durations:
+            if family not in default_durations():
+                raise ConfigError(f"durations: unknown family {family!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view with secrets masked."""
+        data = asdict(self)
+        data["accounts"] = [
+            {**a, "secret_key": "***", "api_key": "***" if a["api_key"] else None}
+            for a in data["accounts"]
+        ]
+        return data
+
+
+_NUMBER = {"type": "number", "minimum": 0}
+_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "seed": {"type": "integer"},
+        "clock": {"enum": ["real", "manual"]},
+        "time_scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
+        "clock_start": {"type": ["number", "null"], "minimum": 0},
+        "durations": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"queue_s": _NUMBER, "run_s": _NUMBER},
+            },
+        },
+        "duration_multipliers": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"mode_pro": _NUMBER, "duration_10": _NUMBER, "per_extra_image": _NUMBER},
+        },
+        "duration_spread": {"type": "number", "minimum": 0, "maximum": 2},
+        "accounts": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "access_key", "secret_key"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "access_key": {"type": "string", "minLength": 1},
+                    "secret_key": {"type": "string", "minLength": 1},
+                    "api_key": {"type": ["string", "null"], "minLength": 1},
+                },
+            },
+        },
+        "auth_clock": {"enum": ["wall", "mock"]},
+        "token_leeway_s": _NUMBER,
+        "journal_size": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "max_body_bytes": {"type": "integer", "minimum": 1024},
+        "public_base_url": {"type": ["string", "null"], "pattern": "^https?://[^\\s]+$"},
+    },
+}
+_VALIDATOR = Draft202012Validator(_SCHEMA)
+RUNTIME_KEYS = frozenset(
+    {
+        "seed",
+        "clock",
+        "time_scale",
+        "durations",
+        "duration_multipliers",
+        "duration_spread",
+        "auth_clock",
+        "token_leeway_s",
+        "public_base_url",
+    }
+)
+"""Keys that ``PATCH /__mock/config`` may change on a running mock."""

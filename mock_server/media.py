@@ -1,0 +1,204 @@
+"""Real media bytes for the mock server's generated results.
+
+* :func:`png_image` draws a small deterministic PNG at a given aspect ratio.
+* :func:`mp4_video` returns a tiny H.264 MP4 shipped in ``mock_server/assets``
+  (regenerate those with ``scripts/make_media_assets.sh``, a dev-only tool).
+* :func:`png_size`, :func:`mp4_duration_seconds` and :func:`mp4_dimensions`
+  read the basic properties back, for tests and sanity checks.
+
+Standard library only; nothing here needs ffmpeg at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Iterator
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["mp4_dimensions", "mp4_duration_seconds", "mp4_video", "png_image", "png_size"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_LONG_SIDE = 256
+
+_VIDEO_RATIOS: dict[str, str] = {"16:9": "16x9", "9:16": "9x16", "1:1": "1x1"}
+_VIDEO_DURATIONS: frozenset[str] = frozenset({"5", "10"})
+
+
+# --------------------------------------------------------------------- PNG
+
+
+def _parse_ratio(aspect_ratio: str) -> tuple[int, int]:
+    """Parse ``"W:H"`` (two positive ASCII integers) into ``(W, H)``."""
+    left, sep, right = aspect_ratio.partition(":")
+    if not sep or not all(p.isascii() and p.isdigit() for p in (left, right)):
+        raise ValueError(
+            f"malformed aspect ratio {aspect_ratio!r}: expected 'W:H' with positive integers"
+        )
+    width, height = int(left), int(right)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"malformed aspect ratio {aspect_ratio!r}: both sides must be positive")
+    return width, height
+
+
+def _image_size(aspect_ratio: str) -> tuple[int, int]:
+    """Pixel size: long side ``PNG_LONG_SIDE``, short side scaled and rounded."""
+    w, h = _parse_ratio(aspect_ratio)
+    if w >= h:
+        return PNG_LONG_SIDE, max(1, round(PNG_LONG_SIDE * h / w))
+    return max(1, round(PNG_LONG_SIDE * w / h)), PNG_LONG_SIDE
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _raw_pixels(width: int, height: int, seed: int) -> bytes:
+    """Scanlines (filter byte 0 + RGB): seed-coloured gradient bands and 32 px tiles.
+
+    Rows repeat within each 16 px band, so the image compresses to a few KB.
+    """
+    key = hashlib.sha256(f"kling-testkit-png:{seed}".encode()).digest()
+    r0, g0, b0, b1 = key[0], key[1], key[2], key[3] ^ 0x80
+    reds = bytes((r0 + x * 255 // max(1, width - 1)) & 0xFF for x in range(width))
+    out = bytearray()
+    row = bytearray(3 * width)
+    row[0::3] = reds
+    for y in range(height):
+        band = y // 16
+        row[1::3] = bytes(((g0 + band * 23) & 0xFF,)) * width
+        row[2::3] = bytes(b0 if (x // 32 + y // 32) % 2 else b1 for x in range(width))
+        out += b"\x00"
+        out += row
+    return bytes(out)
+
+
+@lru_cache(maxsize=64)
+def png_image(aspect_ratio: str, seed: int = 0) -> bytes:
+    """Return a valid 8-bit RGB PNG whose width:height matches ``aspect_ratio``.
+
+    The long side is 256 px; ``seed`` changes the colours deterministically.
+    Raises ValueError for a malformed ratio.
+    """
+    width, height = _image_size(aspect_ratio)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(_raw_pixels(width, height, seed), 9)
+    return (
+        PNG_SIGNATURE
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Return ``(width, height)`` from a PNG's IHDR chunk."""
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG: missing signature or IHDR chunk")
+    width, height = struct.unpack_from(">II", data, 16)
+    return int(width), int(height)
+
+
+# --------------------------------------------------------------------- MP4
+
+
+@lru_cache(maxsize=8)  # six assets
+def _load_asset(name: str) -> bytes:
+    root = resources.files(__package__ or "mock_server")
+    return (root / "assets" / name).read_bytes()
+
+
+def mp4_video(aspect_ratio: str, duration: str) -> bytes:
+    """Return a tiny valid H.264 MP4 of ``duration`` seconds at ``aspect_ratio``.
+
+    Supported: aspect_ratio in {"16:9", "9:16", "1:1"}, duration in {"5", "10"};
+    anything else raises ValueError.
+    """
+    tag = _VIDEO_RATIOS.get(aspect_ratio)
+    if tag is None:
+        raise ValueError(
+            f"unsupported video aspect ratio {aspect_ratio!r}; "
+            f"expected one of {sorted(_VIDEO_RATIOS)}"
+        )
+    if duration not in _VIDEO_DURATIONS:
+        raise ValueError(
+            f"unsupported video duration {duration!r}; "
+            f"expected one of {sorted(_VIDEO_DURATIONS, key=int)}"
+        )
+    return _load_asset(f"video_{tag}_{duration}s.mp4")
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """Yield ``(type, payload_start, box_end)`` for the boxes in ``data[start:end]``."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                raise ValueError("not an MP4: truncated 64-bit box header")
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            raise ValueError(f"not an MP4: bad size for box {kind!r} at offset {pos}")
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    for found, payload, box_end in _boxes(data, start, end):
+        if found == kind:
+            return payload, box_end
+    return None
+
+
+def _moov(data: bytes) -> tuple[int, int]:
+    if len(data) < 8 or data[4:8] != b"ftyp":
+        raise ValueError("not an MP4: data does not start with an 'ftyp' box")
+    moov = _child(data, 0, len(data), b"moov")
+    if moov is None:
+        raise ValueError("not an MP4: no 'moov' box")
+    return moov
+
+
+def mp4_duration_seconds(data: bytes) -> float:
+    """Return the movie duration (``moov/mvhd`` duration / timescale) in seconds."""
+    mvhd = _child(data, *_moov(data), b"mvhd")
+    if mvhd is None:
+        raise ValueError("not an MP4: no 'mvhd' box in 'moov'")
+    pos, end = mvhd
+    version = data[pos] if pos < end else -1
+    if version == 0 and pos + 20 <= end:
+        timescale, duration = struct.unpack_from(">II", data, pos + 12)
+    elif version == 1 and pos + 32 <= end:
+        timescale, duration = struct.unpack_from(">IQ", data, pos + 20)
+    else:
+        raise ValueError("not an MP4: truncated or unknown 'mvhd' version")
+    if timescale == 0:
+        raise ValueError("not an MP4: 'mvhd' timescale is zero")
+    return float(duration) / float(timescale)
+
+
+def mp4_dimensions(data: bytes) -> tuple[int, int]:
+    """Return ``(width, height)`` from the first video track's ``tkhd``."""
+    for kind, start, end in _boxes(data, *_moov(data)):
+        if kind != b"trak":
+            continue
+        mdia = _child(data, start, end, b"mdia")
+        hdlr = _child(data, *mdia, b"hdlr") if mdia else None
+        if hdlr is None or data[hdlr[0] + 8 : min(hdlr[0] + 12, hdlr[1])] != b"vide":
+            continue
+        tkhd = _child(data, start, end, b"tkhd")
+        if tkhd is None:
+            break
+        offset = 76 if tkhd[0] < tkhd[1] and data[tkhd[0]] == 0 else 88
+        if tkhd[0] + offset + 8 > tkhd[1]:
+            raise ValueError("not an MP4: truncated 'tkhd' box")
+        width, height = struct.unpack_from(">II", data, tkhd[0] + offset)
+        return round(width / 65536), round(height / 65536)
+    raise ValueError("not an MP4: no video track with a 'tkhd' box")

@@ -1,0 +1,59 @@
+"""Where tasks live. The backend talks to the :class:`TaskStore` interface only.
+
+The in-memory store is the default; a shared store (for several server processes) implements the
+same methods. Callers hold the backend's lock around compound operations.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mock_server.tasks import Task
+
+
+class TaskStore(Protocol):
+    def add(self, task: Task) -> None: ...
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def by_external_id(self, account: str, external_task_id: str) -> Task | None: ...
+
+    def list(self, account: str | None = None, family: str | None = None) -> list[Task]:
+        """Tasks newest first, optionally for one account and family."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class InMemoryStore:
+    """Tasks in dicts; not thread-safe by itself (the backend locks)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._external: dict[tuple[str, str], str] = {}
+
+    def add(self, task: Task) -> None:
+        if task.task_id in self._tasks:
+            raise KeyError(f"task {task.task_id} exists")
+        self._tasks[task.task_id] = task
+        if task.external_task_id is not None:
+            self._external[(task.account, task.external_task_id)] = task.task_id
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def by_external_id(self, account: str, external_task_id: str) -> Task | None:
+        task_id = self._external.get((account, external_task_id))
+        return None if task_id is None else self._tasks[task_id]
+
+    def list(self, account: str | None = None, family: str | None = None) -> list[Task]:
+        found = [
+            t
+            for t in self._tasks.values()
+            if (account is None or t.account == account) and (family is None or t.family == family)
+        ]
+        found.reverse()  # dicts keep insertion order, so this is newest first
+        return found
+
+    def __len__(self) -> int:
+        return len(self._tasks)

@@ -1,0 +1,83 @@
+"""A task and its timeline. Status is never stored: it is read off the timeline at a time."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
+TERMINAL = frozenset({SUCCEED, FAILED})
+
+
+@dataclass(frozen=True)
+class Task:
+    """One generation task: who asked, what for, and when each stage starts.
+
+    The task is immutable; the mock's clock decides where on its timeline it is.
+    """
+
+    task_id: str
+    account: str
+    family: str
+    params: dict[str, Any]
+    created_at: float  # mock seconds
+    queued_s: float  # seconds in "submitted"
+    run_s: float  # seconds in "processing"
+    result_ids: tuple[str, ...]  # video ids (one per video); images use indexes
+    seq: int  # creation order, to break ties in "newest first"
+    outcome: str = SUCCEED
+    status_msg: str = ""
+
+    @property
+    def external_task_id(self) -> str | None:
+        value = self.params.get("external_task_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def processing_at(self) -> float:
+        return self.created_at + self.queued_s
+
+    @property
+    def ends_at(self) -> float:
+        return self.created_at + self.queued_s + self.run_s
+
+    def status_at(self, now: float) -> str:
+        if now >= self.ends_at:
+            return self.outcome
+        return PROCESSING if now >= self.processing_at else SUBMITTED
+
+    def updated_at(self, now: float) -> float:
+        """When the status last changed, as seen at ``now``."""
+        if now >= self.ends_at:
+            return self.ends_at
+        return self.processing_at if now >= self.processing_at else self.created_at
+
+
+def to_ms(seconds: float) -> int:
+    return math.floor(seconds * 1000)
+
+
+def draw_timings(
+    rng: random.Random,
+    family: str,
+    params: dict[str, Any],
+    durations: dict[str, dict[str, float]],
+    multipliers: dict[str, float],
+    spread: float,
+) -> tuple[float, float]:
+    """Seconds queued and seconds processing for a new task, with a seeded lognormal spread."""
+    base = durations[family]
+    stretch = 1.0
+    if params.get("mode") == "pro":
+        stretch *= multipliers["mode_pro"]
+    if params.get("duration") == "10":
+        stretch *= multipliers["duration_10"]
+    stretch *= 1.0 + multipliers["per_extra_image"] * (int(params.get("n", 1)) - 1)
+
+    def jitter() -> float:
+        # Clamped so a seed never produces an absurd outlier (0.5x to 2x the profile).
+        return min(2.0, max(0.5, math.exp(rng.gauss(0.0, spread)))) if spread else 1.0
+
+    return base["queue_s"] * jitter(), base["run_s"] * stretch * jitter()

@@ -1,0 +1,1 @@
+"""HTTP views: thin translations between requests and backend calls."""

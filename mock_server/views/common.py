@@ -1,0 +1,44 @@
+"""What every view needs: the backend of this app and a strict JSON body reader."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from flask import current_app, request
+
+from mock_server.backend import Backend
+from mock_server.envelope import invalid
+
+
+def backend() -> Backend:
+    """The backend of the app answering this request."""
+    found: Backend = current_app.extensions["kling_mock"]
+    return found
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body() -> Any:
+    """The request body as JSON, or a 400/1201 that says what is wrong with it.
+
+    Size is capped by the app's MAX_CONTENT_LENGTH (a 413 raised on reading is enveloped too).
+    """
+    if request.mimetype != "application/json":
+        shown = request.content_type or "none"
+        raise invalid(f"Content-Type must be application/json; got {shown[:80]}")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise invalid("request body is empty; expected a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("request body is not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise invalid("request body is nested too deeply") from None

@@ -1,0 +1,113 @@
+"""The control API under ``/__mock``: what tests use to steer and inspect the mock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from mock_server import render
+from mock_server.envelope import invalid, ok
+from mock_server.errors import ConfigError
+from mock_server.views.api import media_url
+from mock_server.views.common import backend, json_body
+
+bp = Blueprint("control", __name__, url_prefix="/__mock")
+
+
+def _clock() -> dict[str, Any]:
+    mock = backend()
+    now = mock.now()
+    return {
+        "now": now,
+        "now_ms": int(now * 1000),
+        "mode": "manual" if mock.clock.manual else "real",
+        "time_scale": mock.clock.scale,
+    }
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Say the mock is up, with its task count and clock."""
+    return ok({"status": "ok", "tasks": len(backend().all_tasks()), "clock": _clock()})
+
+
+@bp.post("/reset")
+def reset() -> Response:
+    """Forget all tasks and requests and restore the start-up config and clock."""
+    backend().reset()
+    return ok({"status": "reset", "clock": _clock()})
+
+
+@bp.get("/clock")
+def clock() -> Response:
+    """Show mock time."""
+    return ok(_clock())
+
+
+@bp.post("/clock/advance")
+def advance() -> Response:
+    """Move mock time forward by ``{"seconds": N}``."""
+    body = json_body()
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise invalid('expected {"seconds": N} with N a number >= 0')
+    if not 0 <= seconds <= 10 * 365 * 86400:
+        raise invalid(
+            f"seconds must be between 0 and {10 * 365 * 86400} (ten years); got {seconds}"
+        )
+    backend().advance(float(seconds))
+    return ok(_clock())
+
+
+@bp.get("/config")
+def get_config() -> Response:
+    """Show the config in force (secrets masked)."""
+    return ok(backend().config.to_dict())
+
+
+@bp.patch("/config")
+def patch_config() -> Response:
+    """Change run-time settings: clock, time_scale, durations, seed, auth clock, ..."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise invalid("expected a JSON object of config changes")
+    try:
+        config = backend().patch_config(body)
+    except ConfigError as exc:
+        raise invalid(str(exc)) from None
+    return ok(config.to_dict())
+
+
+@bp.get("/tasks")
+def tasks() -> Response:
+    """Every task (optionally ``?account=`` and ``?family=``), with its timeline."""
+    mock = backend()
+    now = mock.now()
+    found = mock.all_tasks(request.args.get("account"), request.args.get("family"))
+    return ok(
+        [
+            {
+                "account": t.account,
+                "family": t.family,
+                "params": t.params,
+                "outcome": t.outcome,
+                "timeline": {
+                    "submitted_at": t.created_at,
+                    "processing_at": t.processing_at,
+                    "ends_at": t.ends_at,
+                },
+                "task": render.task(t, now, media_url),
+            }
+            for t in found
+        ]
+    )
+
+
+@bp.get("/requests")
+def requests_journal() -> Response:
+    """The journal of API requests, oldest first (``?limit=N`` keeps the newest N)."""
+    raw = request.args.get("limit")
+    if raw is not None and not (raw.isascii() and raw.isdigit()):
+        raise invalid(f"limit must be a whole number; got {raw[:40]!r}")
+    return ok(backend().journal.snapshot(None if raw is None else int(raw)))
