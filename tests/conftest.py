@@ -1,0 +1,97 @@
+"""Shared fixtures: a fresh mock app per test (manual clock, exact timings), signed headers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from kling_testkit.auth import bearer, sign_token
+from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
+from mock_server import Backend, create_app
+
+CREDS = Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
+T2V = "/v1/videos/text2video"
+I2V = "/v1/videos/image2video"
+IMAGES = "/v1/images/generations"
+
+# Fixed timings (no spread) so tests can step the clock to exact status boundaries.
+BASE_CONFIG: dict[str, Any] = {
+    "clock": "manual",
+    "seed": 1,
+    "duration_spread": 0,
+    "clock_start": 1_790_000_000.0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_kling_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real keys or target."""
+    for name in ("KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def make_app() -> Callable[..., Flask]:
+    """Build an isolated mock app; keyword arguments override BASE_CONFIG."""
+
+    def build(**overrides: Any) -> Flask:
+        app = create_app({**BASE_CONFIG, **overrides})
+        app.testing = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def backend(app: Flask) -> Backend:
+    found: Backend = app.extensions["kling_mock"]
+    return found
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """Authorization header of the default account, signed with wall time."""
+    return bearer(sign_token(CREDS))
+
+
+@pytest.fixture
+def submit(client: FlaskClient, auth: dict[str, str]) -> Callable[..., dict[str, Any]]:
+    """POST a create body to a family path and return the created task's data (asserts 200)."""
+
+    def post(path: str = T2V, **body: Any) -> dict[str, Any]:
+        body.setdefault("prompt", "a lighthouse in a storm, waves crashing")
+        response = client.post(path, json=body, headers=auth)
+        assert response.status_code == 200, response.json
+        data: dict[str, Any] = response.json["data"]  # type: ignore[index]
+        return data
+
+    return post
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
