@@ -53,7 +53,8 @@ class KlingClient:
         credentials = credentials or Credentials.from_env()
         if credentials is None:
             raise CredentialsError(
-                "no credentials: pass credentials or set KLING_ACCESS_KEY and KLING_SECRET_KEY")
+                "no credentials: pass credentials or set KLING_ACCESS_KEY and KLING_SECRET_KEY"
+            )
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.timeout = timeout
@@ -73,26 +74,42 @@ class KlingClient:
             self._token = (token, now + self.token_ttl)
         return self._token[0]
 
-    def request(self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
-                params: Mapping[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Send one API call and return the envelope's ``data``, or raise a typed error."""
-        response = self.session.request(method, f"{self.base_url}{path}", json=json,
-                                        params=params, headers=bearer(self.token()),
-                                        timeout=self.timeout)
+        response = self.session.request(
+            method,
+            f"{self.base_url}{path}",
+            json=json,
+            params=params,
+            headers=bearer(self.token()),
+            timeout=self.timeout,
+        )
         try:
             body = response.json()
         except ValueError:
-            raise ProtocolError(f"{method} {path}: HTTP {response.status_code}, body is not "
-                                f"JSON: {response.text[:200]!r}") from None
+            raise ProtocolError(
+                f"{method} {path}: HTTP {response.status_code}, body is not "
+                f"JSON: {response.text[:200]!r}"
+            ) from None
         if not isinstance(body, dict) or "code" not in body:
             raise ProtocolError(f"{method} {path}: not a Kling envelope: {str(body)[:200]}")
         code = body["code"]
         if code != 0 or response.status_code >= 400:
             retry_after = response.headers.get("Retry-After")
             raise error_class(code, response.status_code)(
-                code, str(body.get("message", "")), response.status_code,
+                code,
+                str(body.get("message", "")),
+                response.status_code,
                 body.get("request_id"),
-                float(retry_after) if retry_after and retry_after.isdigit() else None)
+                float(retry_after) if retry_after and retry_after.isdigit() else None,
+            )
         if "data" not in body:
             raise ProtocolError(f"{method} {path}: success envelope without data")
         return body["data"]
@@ -120,12 +137,20 @@ class KlingClient:
     def list_tasks(self, family: str, *, page: int = 1, size: int = 30) -> list[dict[str, Any]]:
         """One page of tasks, newest first."""
         data: list[dict[str, Any]] = self.request(
-            "GET", self._path(family), params={"pageNum": page, "pageSize": size})
+            "GET", self._path(family), params={"pageNum": page, "pageSize": size}
+        )
         return data
 
-    def wait(self, family: str, task_id: str, *, timeout: float = 900.0,
-             poll_interval: float = 1.0, max_interval: float = 15.0,
-             on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        family: str,
+        task_id: str,
+        *,
+        timeout: float = 900.0,
+        poll_interval: float = 1.0,
+        max_interval: float = 15.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Poll until the task ends; return it on success, raise TaskFailed or WaitTimeout.
 
         The interval starts at ``poll_interval`` and doubles up to ``max_interval``;

@@ -46,8 +46,12 @@ def run() -> int:
     process, base_url = start_mock("--time-scale", str(TIME_SCALE), "--seed", "7", "--quiet")
     try:
         client = KlingClient(base_url, Credentials.mock_default(), timeout=10)
-        created = client.text2video("A red fox trots through fresh snow at dawn, soft light",
-                                    duration="5", mode="std", external_task_id="demo-1")
+        created = client.text2video(
+            "A red fox trots through fresh snow at dawn, soft light",
+            duration="5",
+            mode="std",
+            external_task_id="demo-1",
+        )
         task_id = created["task_id"]
         print(f"submitted task {task_id} (status {created['task_status']})")
         started = time.monotonic()
@@ -58,8 +62,9 @@ def run() -> int:
                 seen.append(task["task_status"])
                 print(f"  {time.monotonic() - started:5.2f}s  status {task['task_status']}")
 
-        task = client.wait("text2video", task_id, timeout=60, poll_interval=0.2, max_interval=1,
-                           on_poll=show)
+        task = client.wait(
+            "text2video", task_id, timeout=60, poll_interval=0.2, max_interval=1, on_poll=show
+        )
         video = task["task_result"]["videos"][0]
         print(f"completed task {task_id}: video {video['id']}, {video['duration']} s")
         with tempfile.TemporaryDirectory() as tmp:

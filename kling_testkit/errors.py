@@ -16,8 +16,14 @@ class CredentialsError(KlingError):
 class ApiError(KlingError):
     """Raised by the client for an error envelope: carries code, HTTP status and request id."""
 
-    def __init__(self, code: int, message: str, http_status: int,
-                 request_id: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        http_status: int,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{code} ({http_status}): {message} [request_id={request_id}]")
         self.code = code
         self.message = message

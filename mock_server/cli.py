@@ -26,10 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one")
     speed = serve.add_mutually_exclusive_group()
-    speed.add_argument("--manual-clock", action="store_true",
-                       help="time moves only on POST /__mock/clock/advance")
-    speed.add_argument("--time-scale", type=float, metavar="X",
-                       help="run the clock X times faster than real time")
+    speed.add_argument(
+        "--manual-clock", action="store_true", help="time moves only on POST /__mock/clock/advance"
+    )
+    speed.add_argument(
+        "--time-scale", type=float, metavar="X", help="run the clock X times faster than real time"
+    )
     serve.add_argument("--seed", type=int, help="seed for ids, durations and draws")
     serve.add_argument("--config", metavar="FILE", help="JSON config file (see README)")
     serve.add_argument("--quiet", action="store_true", help="do not log each request")
@@ -52,10 +54,15 @@ def build_config(args: argparse.Namespace) -> MockConfig:
 def _describe_accounts(config: MockConfig) -> list[str]:
     lines = []
     for account in config.accounts:
-        secret = (account.secret_key if account.secret_key == MOCK_SECRET_KEY
-                  else "(hidden; from the config or the environment)")
-        lines.append(f"account {account.name}: access_key={account.access_key} secret_key={secret}"
-                     + (f" api_key={account.api_key}" if account.api_key else ""))
+        secret = (
+            account.secret_key
+            if account.secret_key == MOCK_SECRET_KEY
+            else "(hidden; from the config or the environment)"
+        )
+        lines.append(
+            f"account {account.name}: access_key={account.access_key} secret_key={secret}"
+            + (f" api_key={account.api_key}" if account.api_key else "")
+        )
     return lines
 
 
@@ -80,8 +87,9 @@ def serve(args: argparse.Namespace) -> int:
     clock = "manual" if config.clock == "manual" else f"real x{config.time_scale:g}"
     for line in _describe_accounts(config):
         print(line)
-    print(f"clock: {clock}; seed: {config.seed}; keys from {ACCESS_KEY_VAR}/{SECRET_KEY_VAR} "
-          "when set")
+    print(
+        f"clock: {clock}; seed: {config.seed}; keys from {ACCESS_KEY_VAR}/{SECRET_KEY_VAR} when set"
+    )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"listening on http://{host}:{server.server_port}", flush=True)
     while not stop.wait(0.5):

@@ -1,0 +1,124 @@
+"""The client against a live mock: waits on the mock's clock, typed errors, token renewal."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+
+from kling_testkit.client import KlingClient
+from kling_testkit.credentials import Credentials
+from kling_testkit.errors import (
+    AuthError,
+    CredentialsError,
+    InvalidRequestError,
+    KlingError,
+    ProtocolError,
+    WaitTimeout,
+)
+from mock_server import Backend
+from tests.conftest import CREDS
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """Tokens are checked on the mock's clock, since this client signs with mock time."""
+    return make_app(auth_clock="mock")
+
+
+@pytest.fixture
+def mock_client(live_server: str, backend: Backend) -> KlingClient:
+    """A client whose sleeps move the mock's manual clock instead of waiting."""
+    return KlingClient(live_server, CREDS, timeout=5, clock=backend.now, sleep=backend.advance)
+
+
+def test_wait_polls_with_backoff_until_success(mock_client: KlingClient, backend: Backend) -> None:
+    sleeps: list[float] = []
+    task_id = mock_client.text2video("a glass of water on a sunny table")["task_id"]
+    task = mock_client.wait(
+        "text2video",
+        task_id,
+        poll_interval=2,
+        max_interval=30,
+        on_poll=lambda t: sleeps.append(backend.now()),
+    )
+    assert task["task_status"] == "succeed"
+    gaps = [b - a for a, b in itertools.pairwise(sleeps)]
+    assert gaps[:5] == [2, 4, 8, 16, 30]
+    assert all(gap <= 30 for gap in gaps)
+
+
+def test_wait_gives_up_at_the_deadline(mock_client: KlingClient, backend: Backend) -> None:
+    task_id = mock_client.text2video("a slow sunrise over hills")["task_id"]
+    start = backend.now()
+    with pytest.raises(WaitTimeout, match=r"still (processing|submitted)"):
+        mock_client.wait("text2video", task_id, timeout=60, poll_interval=5, max_interval=5)
+    assert backend.now() - start == pytest.approx(60)
+
+
+def test_download_saves_the_video(mock_client: KlingClient, tmp_path: Path) -> None:
+    task_id = mock_client.text2video("a bicycle leaning on a wall")["task_id"]
+    video = mock_client.wait("text2video", task_id, poll_interval=60)["task_result"]["videos"][0]
+    target = tmp_path / "out" / "video.mp4"
+    size = mock_client.download(video["url"], target)
+    assert size == target.stat().st_size > 1000
+    assert target.read_bytes()[4:8] == b"ftyp"
+
+
+def test_failed_download_leaves_no_file(
+    mock_client: KlingClient, live_server: str, tmp_path: Path
+) -> None:
+    with pytest.raises(KlingError, match="404"):
+        mock_client.download(f"{live_server}/media/1/missing.mp4", tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_api_errors_carry_code_status_and_request_id(mock_client: KlingClient) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        mock_client.create_task("text2video", {"prompt": "x", "duration": "7"})
+    error = caught.value
+    assert (error.code, error.http_status) == (1201, 400)
+    assert error.request_id and "duration" in error.message
+
+
+def test_wrong_secret_is_an_auth_error(live_server: str) -> None:
+    client = KlingClient(live_server, Credentials(CREDS.access_key, "x" * 40))
+    with pytest.raises(AuthError) as caught:
+        client.list_tasks("text2video")
+    assert caught.value.code == 1002
+
+
+def test_non_envelope_answer_is_a_protocol_error(mock_client: KlingClient) -> None:
+    task_id = mock_client.text2video("rain on a window")["task_id"]
+    url = mock_client.wait("text2video", task_id, poll_interval=60)["task_result"]["videos"][0]
+    with pytest.raises(ProtocolError, match="not JSON"):
+        mock_client.request("GET", urlsplit(url["url"]).path)
+
+
+def test_token_is_reused_then_renewed_before_expiry() -> None:
+    now = [1_000_000.0]
+    client = KlingClient("http://127.0.0.1:9", CREDS, token_ttl=1800, clock=lambda: now[0])
+    first = client.token()
+    now[0] += 1700
+    assert client.token() == first
+    now[0] += 41  # within a minute of exp
+    assert client.token() != first
+
+
+def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CredentialsError, match="KLING_ACCESS_KEY"):
+        KlingClient("http://127.0.0.1:9")
+    monkeypatch.setenv("KLING_ACCESS_KEY", "env-access")
+    monkeypatch.setenv("KLING_SECRET_KEY", "env-secret-" + "s" * 32)
+    assert KlingClient("http://127.0.0.1:9").credentials.access_key == "env-access"
+
+
+def test_a_target_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(KlingError, match="KLING_BASE_URL"):
+        KlingClient(credentials=CREDS)
+    monkeypatch.setenv("KLING_BASE_URL", "http://127.0.0.1:9/")
+    assert KlingClient(credentials=CREDS).base_url == "http://127.0.0.1:9"

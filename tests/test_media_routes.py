@@ -1,0 +1,79 @@
+"""Result URLs serve real bytes: an MP4 of the task's duration and shape, PNGs of its ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask.testing import FlaskClient
+
+from mock_server.media import mp4_dimensions, mp4_duration_seconds, png_size
+from tests.conftest import IMAGES, T2V
+
+Submit = Callable[..., dict[str, Any]]
+
+
+def finished(client: FlaskClient, auth: dict[str, str], path: str, task_id: str) -> Any:
+    client.post("/__mock/clock/advance", json={"seconds": 3600})
+    return client.get(f"{path}/{task_id}", headers=auth).json["data"]  # type: ignore[index]
+
+
+def fetch(client: FlaskClient, url: str) -> Any:
+    return client.get(urlsplit(url).path)
+
+
+def test_video_url_serves_an_mp4_of_the_requested_shape(
+    client: FlaskClient, auth: dict[str, str], submit: Submit
+) -> None:
+    task_id = submit(T2V, duration="10", aspect_ratio="9:16")["task_id"]
+    video = finished(client, auth, T2V, task_id)["task_result"]["videos"][0]
+    response = fetch(client, video["url"])
+    assert response.status_code == 200 and response.mimetype == "video/mp4"
+    assert mp4_duration_seconds(response.data) == 10.0
+    width, height = mp4_dimensions(response.data)
+    assert height > width
+    assert fetch(client, video["watermark_url"]).status_code == 200
+
+
+def test_image_urls_serve_pngs_of_the_requested_ratio(
+    client: FlaskClient, auth: dict[str, str], submit: Submit
+) -> None:
+    task_id = submit(IMAGES, n=2, aspect_ratio="21:9", model_name="kling-v2-1")["task_id"]
+    images = finished(client, auth, IMAGES, task_id)["task_result"]["images"]
+    bodies = [fetch(client, image["url"]).data for image in images]
+    assert [png_size(body) for body in bodies] == [(256, 110), (256, 110)]
+    assert bodies[0] != bodies[1]
+    assert fetch(client, images[0]["watermark_url"]).data != bodies[0]
+
+
+def test_media_is_not_served_before_the_task_succeeds(
+    client: FlaskClient, auth: dict[str, str], submit: Submit
+) -> None:
+    task_id = submit(T2V)["task_id"]
+    client.post("/__mock/clock/advance", json={"seconds": 3600})
+    url = client.get(f"{T2V}/{task_id}", headers=auth).json["data"]["task_result"]  # type: ignore[index]
+    path = urlsplit(url["videos"][0]["url"]).path
+    fresh_id = submit(T2V)["task_id"]
+    early = client.get(path.replace(task_id, fresh_id))
+    assert (early.status_code, early.json["code"]) == (404, 1203)  # type: ignore[index]
+
+
+def test_unknown_media_file_is_an_enveloped_404(
+    client: FlaskClient, auth: dict[str, str], submit: Submit
+) -> None:
+    task_id = submit(IMAGES)["task_id"]
+    finished(client, auth, IMAGES, task_id)
+    response = client.get(f"/media/{task_id}/7.png")
+    assert response.status_code == 404 and response.mimetype == "application/json"
+    assert response.json["code"] == 1203  # type: ignore[index]
+
+
+def test_public_base_url_sets_the_host_of_result_urls(make_app: Callable[..., Any]) -> None:
+    app = make_app(public_base_url="https://cdn.test.example/kling/")
+    client = app.test_client()
+    key = app.extensions["kling_mock"].config.accounts[0].api_key
+    headers = {"Authorization": f"Bearer {key}"}
+    created = client.post(T2V, json={"prompt": "fireworks"}, headers=headers).json["data"]
+    video = finished(client, headers, T2V, created["task_id"])["task_result"]["videos"][0]
+    assert video["url"].startswith("https://cdn.test.example/kling/media/")
