@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kling_testkit.spec.document import defaults, families, schema
-from kling_testkit.spec.validation import ContractViolation, validate
+from kling_testkit.spec.validation import ContractViolation, json_type, validate
 
 _MASK_FIELDS = ("static_mask", "dynamic_masks")
 
@@ -151,7 +151,7 @@ def check_request(family: str, body: object) -> dict[str, Any]:
     """
     schema_name = families()[family].request_schema
     if not isinstance(body, dict):
-        raise ContractViolation(f"request body must be a JSON object; got {type(body).__name__}")
+        raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     validate(schema_name, body)
     if "model" in body and "model_name" in body and body["model"] != body["model_name"]:
         raise ContractViolation("model and model_name disagree; send model_name only", "model")

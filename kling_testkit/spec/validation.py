@@ -166,14 +166,12 @@ def parse_query(
         raw = query[name]
         value: Any = raw
         if schema.get("type") == "integer":
-            try:
-                if not raw.isascii():
-                    raise ValueError(raw)
-                value = int(raw.strip(), 10)
-            except ValueError:
+            digits = raw.strip().removeprefix("-")
+            if not (digits.isascii() and digits.isdigit()):
                 raise ContractViolation(
                     f"query parameter {name} must be an integer; got {raw[:40]!r}", field=name
-                ) from None
+                )
+            value = int(raw.strip())
         error = next(iter(Draft202012Validator(resolve(schema)).iter_errors(value)), None)
         if error is not None:
             raise ContractViolation(_describe(error, f"query parameter {name}"), field=name)

@@ -1,0 +1,336 @@
+"""Unit tests of the contract package: the OpenAPI document and the checks built on it."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from typing import Any
+
+import pytest
+
+from kling_testkit.codes import ErrorCode
+from kling_testkit.spec import (
+    ContractViolation,
+    check_request,
+    defaults,
+    families,
+    field,
+    image_size,
+    parameter,
+    parse_query,
+)
+
+URL = "https://example.com/cat.png"
+
+
+def png(width: int, height: int) -> bytes:
+    """A minimal valid 8-bit greyscale PNG of the given size (black pixels)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * ((width + 1) * height))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def jpeg(width: int, height: int) -> bytes:
+    """SOI, a JFIF APP0 segment, an SOF0 frame header of the given size, EOI."""
+    app0 = (
+        b"\xff\xe0"
+        + struct.pack(">H", 16)
+        + b"JFIF\x00\x01\x01\x00"
+        + struct.pack(">HHBB", 1, 1, 0, 0)
+    )
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def refusal(family: str, body: dict[str, Any]) -> ContractViolation:
+    with pytest.raises(ContractViolation) as caught:
+        check_request(family, body)
+    return caught.value
+
+
+# ------------------------------------------------------------------ document
+
+
+def test_families_lists_the_three_families_with_paths_and_outputs() -> None:
+    found = {f.name: (f.path, f.output) for f in families().values()}
+    assert found == {
+        "text2video": ("/v1/videos/text2video", "video"),
+        "image2video": ("/v1/videos/image2video", "video"),
+        "image_generation": ("/v1/images/generations", "image"),
+    }
+
+
+def test_text2video_defaults_are_the_documented_ones() -> None:
+    found = defaults("Text2VideoRequest")
+    expected = {
+        "model_name": "kling-v1",
+        "mode": "std",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "cfg_scale": 0.5,
+    }
+    assert {k: found.get(k) for k in expected} == expected
+
+
+# ------------------------------------------------------------------ effective params
+
+
+def test_check_request_fills_documented_defaults() -> None:
+    params = check_request("text2video", {"prompt": "a cat"})
+    expected = {**defaults("Text2VideoRequest"), "prompt": "a cat"}
+    expected.pop("model")  # the legacy alias is folded into model_name, never returned
+    assert params == expected
+
+
+def test_legacy_model_is_folded_into_model_name() -> None:
+    params = check_request("text2video", {"prompt": "a cat", "model": "kling-v1-6"})
+    assert params["model_name"] == "kling-v1-6"
+    assert "model" not in params
+
+
+def test_model_and_model_name_disagreeing_is_refused() -> None:
+    body = {"prompt": "a cat", "model": "kling-v1", "model_name": "kling-v1-6"}
+    error = refusal("text2video", body)
+    assert error.field == "model"
+    assert "disagree" in error.message
+
+
+# ------------------------------------------------------------------ violations
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "says"),
+    [
+        pytest.param({}, "prompt", "prompt is required", id="missing-prompt"),
+        pytest.param(
+            {"prompt": "x", "colour": "red"}, "colour", "unknown field 'colour'", id="unknown"
+        ),
+        pytest.param({"prompt": "x", "duration": 5}, "duration", "string", id="wrong-type"),
+        pytest.param({"prompt": "x", "mode": "standard"}, "mode", "'std', 'pro'", id="enum"),
+        pytest.param({"prompt": "a\x00b"}, "prompt", "control characters", id="nul"),
+        pytest.param({"prompt": "a\ud800b"}, "prompt", "unpaired surrogates", id="surrogate"),
+        pytest.param({"prompt": " \t\n "}, "prompt", "white space", id="whitespace-only"),
+        pytest.param({"prompt": "x", "cfg_scale": 1.5}, "cfg_scale", "between 0 and 1", id="cfg"),
+        pytest.param(
+            {"prompt": "x", "callback_url": "ftp://x"}, "callback_url", "http(s)", id="ftp"
+        ),
+    ],
+)
+def test_violation_names_the_field_and_the_expectation(
+    body: dict[str, Any], where: str, says: str
+) -> None:
+    error = refusal("text2video", body)
+    assert error.field == where
+    assert error.message.startswith(where) or f"'{where}'" in error.message
+    assert says in error.message
+    assert error.code is ErrorCode.INVALID_VALUE
+
+
+def test_prompt_over_the_documented_limit_is_refused() -> None:
+    limit = field("Text2VideoRequest", "prompt")["maxLength"]
+    assert check_request("text2video", {"prompt": "p" * limit})["prompt"] == "p" * limit
+    error = refusal("text2video", {"prompt": "p" * (limit + 1)})
+    assert error.field == "prompt"
+    assert f"at most {limit} characters" in error.message
+
+
+def test_emoji_and_cjk_prompt_is_accepted() -> None:
+    prompt = "🐱 在雨中奔跑的猫 🌧️ 猫が走る"
+    assert check_request("text2video", {"prompt": prompt})["prompt"] == prompt
+
+
+def test_unknown_model_is_resource_not_found() -> None:
+    error = refusal("text2video", {"prompt": "x", "model_name": "kling-v99"})
+    assert error.code is ErrorCode.RESOURCE_NOT_FOUND
+    assert error.code == 1203
+    assert error.field == "model_name"
+    assert "kling-v99" in error.message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, {"pan": 3, "zoom": 2}, {"pan": 0, "tilt": 0}],
+    ids=["no-config", "two-axes", "all-zero"],
+)
+def test_simple_camera_needs_exactly_one_moving_axis(config: dict[str, int] | None) -> None:
+    control: dict[str, Any] = {"type": "simple"}
+    if config is not None:
+        control["config"] = config
+    error = refusal("text2video", {"prompt": "x", "camera_control": control})
+    assert error.field == "camera_control.config"
+    assert "exactly one non-zero axis" in error.message
+
+
+def test_simple_camera_with_one_moving_axis_is_accepted() -> None:
+    control = {"type": "simple", "config": {"pan": 5, "zoom": 0}}
+    assert check_request("text2video", {"prompt": "x", "camera_control": control})
+
+
+def test_nested_out_of_range_axis_is_named_by_its_path() -> None:
+    control = {"type": "simple", "config": {"pan": 11}}
+    error = refusal("text2video", {"prompt": "x", "camera_control": control})
+    assert error.field == "camera_control.config.pan"
+    assert error.message.startswith("camera_control.config.pan must be between -10 and 10")
+
+
+# ------------------------------------------------------------------ image2video
+
+
+def test_image2video_without_any_image_is_refused() -> None:
+    error = refusal("image2video", {"prompt": "x"})
+    assert "image or image_tail is required" in error.message
+
+
+def test_image2video_with_image_tail_alone_is_accepted() -> None:
+    assert check_request("image2video", {"image_tail": URL})["image_tail"] == URL
+
+
+def test_image_tail_with_camera_control_is_refused() -> None:
+    body = {"image_tail": URL, "camera_control": {"type": "down_back"}}
+    error = refusal("image2video", body)
+    assert "cannot be used together" in error.message
+    assert error.field == "camera_control"
+
+
+def test_voice_list_without_sound_on_is_refused() -> None:
+    body = {"image": URL, "voice_list": [{"voice_id": "v1"}], "sound": "off"}
+    error = refusal("image2video", body)
+    assert error.field == "voice_list"
+    assert "sound 'on'" in error.message
+
+
+# ------------------------------------------------------------------ image fields
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b64(png(300, 300)), b64(jpeg(400, 300)), URL],
+    ids=["png-300x300", "jpeg-400x300", "https-url"],
+)
+def test_valid_image_is_accepted(value: str) -> None:
+    assert check_request("image2video", {"image": value})["image"] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        pytest.param(b64(png(299, 400)), "at least 300 px", id="min-side"),
+        pytest.param(b64(png(300, 800)), "aspect ratio", id="aspect"),
+        pytest.param("data:image/png;base64," + b64(png(300, 300)), "valid base64", id="data-uri"),
+        pytest.param("not base64 at all!", "valid base64", id="garbage"),
+        pytest.param(b64(b"GIF89a, not a jpeg or png"), "jpeg, png", id="not-an-image"),
+        pytest.param("https://", "http(s) URL", id="url-without-host"),
+    ],
+)
+def test_invalid_image_is_refused(value: str, says: str) -> None:
+    error = refusal("image2video", {"image": value})
+    assert error.field == "image"
+    assert says in error.message
+
+
+def test_data_uri_message_says_file_is_not_valid_base64() -> None:
+    error = refusal("image2video", {"image": "data:image/png;base64," + b64(png(300, 300))})
+    assert "File is not in a valid base64 format" in error.message
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (png(321, 654), ("png", 321, 654)),
+        (jpeg(400, 300), ("jpeg", 400, 300)),
+        (b"GIF89a" + b"\x00" * 20, None),
+        (b"", None),
+    ],
+    ids=["png", "jpeg", "gif", "empty"],
+)
+def test_image_size_reads_format_and_dimensions(
+    data: bytes, expected: tuple[str, int, int] | None
+) -> None:
+    assert image_size(data) == expected
+
+
+# ------------------------------------------------------------------ image_generation
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"image": URL, "negative_prompt": "blur"}, "negative_prompt"),
+        ({"image_reference": "subject"}, "image_reference"),
+        ({"aspect_ratio": "21:9", "model_name": "kling-v1"}, "aspect_ratio"),
+        ({"n": 10}, "n"),
+    ],
+    ids=["negative-with-image", "reference-without-image", "21x9-on-v1", "n-10"],
+)
+def test_image_generation_rule_is_enforced(body: dict[str, Any], where: str) -> None:
+    error = refusal("image_generation", {"prompt": "a cat", **body})
+    assert error.field == where
+    assert where in error.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"aspect_ratio": "21:9", "model_name": "kling-v2-1"}, {"n": 9}],
+    ids=["21x9-on-v2-1", "n-9"],
+)
+def test_image_generation_allowed_options_are_accepted(body: dict[str, Any]) -> None:
+    params = check_request("image_generation", {"prompt": "a cat", **body})
+    assert params.items() >= body.items()
+
+
+# ------------------------------------------------------------------ query parameters
+
+
+def _paging() -> dict[str, dict[str, Any]]:
+    return {"pageNum": parameter("pageNum"), "pageSize": parameter("pageSize")}
+
+
+def test_paging_defaults_come_from_the_document() -> None:
+    assert parse_query(_paging(), {}) == {"pageNum": 1, "pageSize": 30}
+
+
+@pytest.mark.parametrize("name", ["pageNum", "pageSize"])
+@pytest.mark.parametrize(
+    "bad", ["below", "above", "-1", "abc", "\u0661", "99999999999999999999", "1_0"]
+)
+def test_out_of_range_or_non_integer_page_parameter_is_refused(name: str, bad: str) -> None:
+    limits = parameter(name)["schema"]
+    raw = {"below": str(limits["minimum"] - 1), "above": str(limits["maximum"] + 1)}.get(bad, bad)
+    with pytest.raises(ContractViolation) as caught:
+        parse_query(_paging(), {name: raw})
+    assert caught.value.field == name
+    assert name in caught.value.message
+
+
+def test_page_parameters_at_their_limits_are_accepted() -> None:
+    num, size = parameter("pageNum")["schema"], parameter("pageSize")["schema"]
+    query = {"pageNum": str(num["maximum"]), "pageSize": str(size["minimum"])}
+    assert parse_query(_paging(), query) == {"pageNum": num["maximum"], "pageSize": size["minimum"]}
+
+
+# ------------------------------------------------------------------ error codes
+
+
+def test_every_error_code_has_an_http_status() -> None:
+    for code in ErrorCode:
+        assert 200 <= code.http_status <= 599, code
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(1001, 401), (1102, 429), (1201, 400), (1202, 404), (1203, 404), (1303, 429), (5000, 500)],
+)
+def test_documented_code_travels_with_its_http_status(code: int, status: int) -> None:
+    assert ErrorCode(code).http_status == status
