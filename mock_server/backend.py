@@ -150,13 +150,11 @@ class Backend:
     def list_tasks(self, account: Account, family: str, page: int, size: int) -> list[Task]:
         """One page of this account's tasks of a family, newest first."""
         with self._lock:
-            found = self.store.list(account.name, family)
-        start = (page - 1) * size
-        return found[start : start + size]
+            return self.store.page(account.name, family, (page - 1) * size, size)
 
     def all_tasks(self, account: str | None = None, family: str | None = None) -> list[Task]:
         with self._lock:
-            return self.store.list(account, family)
+            return self.store.tasks(account, family)
 
     def find_task(self, task_id: str) -> Task | None:
         with self._lock:

@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"listening on http://{host}:{server.server_port}", flush=True)
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         if not thread.is_alive():
             return 1
     server.shutdown()

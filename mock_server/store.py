@@ -18,8 +18,12 @@ class TaskStore(Protocol):
 
     def by_external_id(self, account: str, external_task_id: str) -> Task | None: ...
 
-    def list(self, account: str | None = None, family: str | None = None) -> list[Task]:
+    def tasks(self, account: str | None = None, family: str | None = None) -> list[Task]:
         """Tasks newest first, optionally for one account and family."""
+        ...
+
+    def page(self, account: str, family: str, offset: int, limit: int) -> list[Task]:
+        """``limit`` tasks of one account and family, newest first, skipping ``offset``."""
         ...
 
     def __len__(self) -> int: ...
@@ -31,11 +35,15 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._external: dict[tuple[str, str], str] = {}
+        self._by_owner: dict[
+            tuple[str, str], list[str]
+        ] = {}  # (account, family) -> ids, oldest first
 
     def add(self, task: Task) -> None:
         if task.task_id in self._tasks:
             raise KeyError(f"task {task.task_id} exists")
         self._tasks[task.task_id] = task
+        self._by_owner.setdefault((task.account, task.family), []).append(task.task_id)
         if task.external_task_id is not None:
             self._external[(task.account, task.external_task_id)] = task.task_id
 
@@ -46,7 +54,7 @@ class InMemoryStore:
         task_id = self._external.get((account, external_task_id))
         return None if task_id is None else self._tasks[task_id]
 
-    def list(self, account: str | None = None, family: str | None = None) -> list[Task]:
+    def tasks(self, account: str | None = None, family: str | None = None) -> list[Task]:
         found = [
             t
             for t in self._tasks.values()
@@ -54,6 +62,11 @@ class InMemoryStore:
         ]
         found.reverse()  # dicts keep insertion order, so this is newest first
         return found
+
+    def page(self, account: str, family: str, offset: int, limit: int) -> list[Task]:
+        ids = self._by_owner.get((account, family), [])
+        end = len(ids) - offset  # newest first: count back from the end
+        return [self._tasks[i] for i in reversed(ids[max(0, end - limit) : max(0, end)])]
 
     def __len__(self) -> int:
         return len(self._tasks)
