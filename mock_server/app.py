@@ -59,6 +59,7 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
                     status=response.status_code,
                     code=g.get("kling_code"),
                     request_id=g.get("request_id"),
+                    fault=g.get("transport_fault"),
                 )
             )
         return response

@@ -1,27 +1,44 @@
-"""The mock's state and rules, apart from HTTP: accounts, tasks, clock, journal.
+"""The mock's state and rules, apart from HTTP: accounts, tasks, clock, limits, credits, faults.
 
 Views call these methods and turn :class:`ApiError` into the envelope. One re-entrant lock guards
-every compound change, because the server is threaded.
+every compound change, because the server is threaded; network I/O (callbacks) runs outside it.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kling_testkit.codes import ErrorCode
+from kling_testkit.pricing import pack_kind, slots, units
+from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
+from mock_server import credits, limits, render, signing
 from mock_server.auth import authenticate
+from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
 from mock_server.config import RUNTIME_KEYS, Account, MockConfig
 from mock_server.errors import ApiError, ConfigError
 from mock_server.journal import Journal
+from mock_server.rules import Facts, Rule, RuleSet
+from mock_server.scenarios import SCENARIOS, lookup
 from mock_server.store import InMemoryStore, TaskStore
-from mock_server.tasks import Task, draw_timings
+from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
+
+
+@dataclass(frozen=True)
+class CreateEffects:
+    """What scenarios and rules asked of one create request."""
+
+    outcome: dict[str, Any] | None = None
+    callback_fault: dict[str, Any] | None = None
+    result_ttl_s: float | None = None
 
 
 class Backend:
@@ -37,23 +54,39 @@ class Backend:
         start = time.time() if config.clock_start is None else config.clock_start
         self.clock = Clock(start, 0.0 if config.clock == "manual" else config.time_scale)
         self._rng = random.Random(config.seed)
+        # Request ids and fault draws use their own streams, so polling never shifts task ids.
+        self._request_rng = random.Random(f"{config.seed}:requests")
+        self._fault_rng = random.Random(f"{config.seed}:faults")
         self.store: TaskStore = InMemoryStore()
         self.journal = Journal(config.journal_size)
+        self.rules = RuleSet()
+        for rule in config.rules:
+            self.rules.add(rule)
         self._seq = 0
-        # Request ids draw from their own stream, so polling never shifts task ids.
-        self._request_rng = random.Random(f"{config.seed}:requests")
+        self._packs = {a.name: credits.place(a.name, a.packs, start) for a in config.accounts}
+        self._running: dict[str, list[Task]] = {}
+        self._windows: dict[str, limits.RateWindow] = {}
+        self._gates: dict[tuple[str, str], float | None] = {}  # once-scenarios: release time
+        self.url_key = signing.signing_key(config.seed)
         self.errors: list[BaseException] = []
+        old = getattr(self, "callbacks", None)
+        if old is not None:
+            old.stop()
+        self.callbacks = Dispatcher(self)
 
     # -- control ---------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every task and request, restore the start-up config, restart the clock."""
+        """Forget every task, request and rule; restore the start-up config; restart the clock."""
         with self._lock:
             self._setup(self._initial)
 
     def advance(self, seconds: float) -> float:
+        """Move mock time forward, then deliver the callbacks that fell due (in order)."""
         with self._lock:
-            return self.clock.advance(seconds)
+            now = self.clock.advance(seconds)
+        self.callbacks.deliver_due()
+        return now
 
     def patch_config(self, changes: Mapping[str, Any]) -> MockConfig:
         """Apply run-time config changes (see ``RUNTIME_KEYS``); the clock keeps its time."""
@@ -68,8 +101,10 @@ class Backend:
             self.clock.set_scale(0.0 if new.clock == "manual" else new.time_scale)
             if "seed" in changes:
                 self._rng = random.Random(new.seed)
+                self._fault_rng = random.Random(f"{new.seed}:faults")
             self.config = new
-            return new
+        self.callbacks.wake()
+        return new
 
     def request_id(self) -> str:
         with self._lock:
@@ -83,12 +118,106 @@ class Backend:
     def now(self) -> float:
         return self.clock.now()
 
-    # -- auth ------------------------------------------------------------------------------
+    def _retry_after(self, wait: float | None) -> dict[str, str]:
+        if wait is None or not self.config.retry_after_header:
+            return {}
+        return {"Retry-After": str(limits.header_seconds(wait, self.clock.scale))}
+
+    # -- requests: auth, rate, scenarios, rules --------------------------------------------
 
     def authenticate(self, header: str | None) -> Account:
         config = self.config
         now = self.now() if config.auth_clock == "mock" else time.time()
         return authenticate(header, config.accounts, now, config.token_leeway_s)
+
+    def admit(self, account: Account) -> None:
+        """Count a request against the account's rate limit (if one is set); 429/1302 if over."""
+        limit = self.config.rate_limit
+        if limit is None:
+            return
+        with self._lock:
+            window = self._windows.setdefault(account.name, limits.RateWindow())
+            wait = window.admit(self.now(), int(limit["requests"]), float(limit["window_s"]))
+        if wait is not None:
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"request rate too high: at most {limit['requests']} requests per "
+                f"{limit['window_s']:g} s",
+                headers=self._retry_after(wait),
+            )
+
+    def scenario(self, account: Account, value: str) -> dict[str, Any]:
+        """Apply the named scenario's gate or error; return what it asks of a create."""
+        found = lookup(value)
+        if found is None:
+            raise ApiError(
+                ErrorCode.INVALID_VALUE,
+                f"unknown X-Mock-Scenario {value!r}; known: {', '.join(SCENARIOS)}",
+            )
+        name, spec = found
+        action = spec.get("action", {})
+        if action.get("type") == "error":
+            if spec.get("once"):
+                self._gate(account, value, action)
+            else:
+                raise self.error_for(action)
+        return {**spec, "name": name}
+
+    def _gate(self, account: Account, key: str, action: dict[str, Any]) -> None:
+        now = self.now()
+        with self._lock:
+            gate = (account.name, key)
+            if gate not in self._gates:
+                self._gates[gate] = now + float(action.get("retry_after", 0))
+            elif self._gates[gate] is None or now >= self._gates[gate]:  # type: ignore[operator]
+                self._gates[gate] = None  # spent: through for good
+                return
+            wait = self._gates[gate]
+        raise self.error_for(action, None if wait is None else wait - now)
+
+    def error_for(self, action: Mapping[str, Any], wait: float | None = None) -> ApiError:
+        """The ApiError an ``error`` action describes."""
+        code = ErrorCode(action["code"])
+        if wait is None and "retry_after" in action:
+            wait = float(action["retry_after"])
+        message = action.get("message") or f"{code.name.lower().replace('_', ' ')} (mock rule)"
+        return ApiError(
+            code,
+            message,
+            status=action.get("status"),
+            headers=self._retry_after(wait) if wait is not None else {},
+        )
+
+    def add_rules(self, rules: list[Any]) -> list[Rule]:
+        """Append rules; if any is invalid (ValueError), none is added."""
+        with self._lock:
+            ids = [r.id for r in self.rules.all()]
+            for rule in rules:
+                Rule.from_dict(rule)  # raises ValueError for a bad rule
+                ids += [rule["id"]] if "id" in rule else []
+            if len(ids) != len(set(ids)):
+                raise ValueError("rule ids must be unique")
+            return [self.rules.add(rule) for rule in rules]
+
+    def rules_snapshot(self) -> list[Rule]:
+        with self._lock:
+            return self.rules.all()
+
+    def remove_rule(self, rule_id: str) -> bool:
+        with self._lock:
+            return self.rules.remove(rule_id)
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def pick_rule(self, facts: Facts) -> Rule | None:
+        with self._lock:
+            return self.rules.pick(facts, self._fault_rng)
+
+    def latency_of(self, rule: Rule) -> float:
+        with self._lock:
+            return rule.latency(self._fault_rng)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -98,13 +227,41 @@ class Backend:
             if self.store.get(candidate) is None:
                 return candidate
 
-    def create_task(self, account: Account, family: str, body: object) -> Task:
-        """Validate a create body and store a new task that starts now."""
+    def _prompts(self, params: Mapping[str, Any]) -> list[str]:
+        texts = [params.get("prompt")] + [s.get("prompt") for s in params.get("multi_prompt", [])]
+        return [t for t in texts if isinstance(t, str)]
+
+    def create_task(
+        self,
+        account: Account,
+        family: str,
+        body: object,
+        *,
+        base_url: str,
+        effects: CreateEffects | None = None,
+    ) -> Task:
+        """Validate a create body, check policy, limits and units, and store a new task."""
         try:
             params = check_request(family, body)
         except ContractViolation as exc:
             raise ApiError(exc.code, exc.message) from None
+        effects = effects or CreateEffects()
+        config = self.config
+        outcome, message = SUCCEED, ""
+        term = next(
+            (
+                t
+                for t in (blocked_term(p, config.blocked_terms) for p in self._prompts(params))
+                if t
+            ),
+            None,
+        )
+        if term is not None:
+            if config.policy_action == "reject":
+                raise ApiError(ErrorCode.CONTENT_POLICY, config.policy_message)
+            outcome, message = FAILED, config.policy_message
         with self._lock:
+            now = self.now()
             external = params.get("external_task_id")
             if external is not None and self.store.by_external_id(account.name, external):
                 raise ApiError(
@@ -112,7 +269,17 @@ class Backend:
                     f"external_task_id {external!r} is already used by another task "
                     "of this account",
                 )
-            config = self.config
+            kind, need = pack_kind(family), slots(family, params)
+            self._check_concurrency(account, kind, need, now)
+            cost = units(family, params)
+            pack = credits.choose(self._packs.get(account.name, []), kind, cost, now)
+            if pack is None:
+                wait = credits.wait_for_units(self._packs.get(account.name, []), kind, cost, now)
+                raise ApiError(
+                    ErrorCode.RESOURCE_PACK_EXHAUSTED,
+                    f"Account balance not enough: this task needs {cost} {kind} units",
+                    headers=self._retry_after(wait),
+                )
             queued, run = draw_timings(
                 self._rng,
                 family,
@@ -121,6 +288,15 @@ class Backend:
                 config.duration_multipliers,
                 config.duration_spread,
             )
+            if outcome == SUCCEED and self._rng.random() < config.failure_rate.get(family, 0.0):
+                outcome, message = FAILED, config.failure_message
+            forced = effects.outcome or {}
+            if forced.get("outcome") == "fail":
+                outcome, message = FAILED, str(forced.get("message", config.failure_message))
+            elif forced.get("outcome") == "slow":
+                run *= float(forced.get("factor", 10))
+            elif forced.get("outcome") == "stuck":
+                run = math.inf
             outputs = 1 if families()[family].output == "video" else 0
             self._seq += 1
             task = Task(
@@ -128,14 +304,43 @@ class Backend:
                 account=account.name,
                 family=family,
                 params=params,
-                created_at=self.now(),
+                created_at=now,
                 queued_s=queued,
                 run_s=run,
                 result_ids=tuple(self._new_id() for _ in range(outputs)),
                 seq=self._seq,
+                outcome=outcome,
+                status_msg=message,
+                cost=cost,
+                slots=need,
+                pack_id=pack.pack_id,
+                base_url=base_url.rstrip("/"),
+                result_ttl_s=effects.result_ttl_s or config.result_ttl_s,
+                callback_fault=effects.callback_fault,
             )
             self.store.add(task)
-            return task
+            pack.charged.append(task)
+            self._running.setdefault(account.name, []).append(task)
+        if "callback_url" in params:
+            self.callbacks.schedule(task)
+        return task
+
+    def _check_concurrency(self, account: Account, kind: str, need: int, now: float) -> None:
+        limit = (account.concurrency or self.config.concurrency).get(kind)
+        if limit is None:
+            return
+        running = [t for t in self._running.get(account.name, []) if now < t.ends_at]
+        self._running[account.name] = running  # ended tasks never run again: prune them
+        same_kind = [t for t in running if pack_kind(t.family) == kind]
+        if limits.slots_in_use(same_kind, now) + need <= limit:
+            return
+        wait = limits.wait_for_slots(same_kind, now, need, limit)
+        raise ApiError(
+            ErrorCode.CONCURRENCY_LIMITED,
+            f"parallel task over resource pack limit ({limit} {kind} slots; this task "
+            f"needs {need})",
+            headers=self._retry_after(wait),
+        )
 
     def get_task(self, account: Account, family: str, ident: str) -> Task:
         """Find a task of this account and family by task_id, else by external_task_id."""
@@ -159,3 +364,26 @@ class Backend:
     def find_task(self, task_id: str) -> Task | None:
         with self._lock:
             return self.store.get(task_id)
+
+    # -- results and accounts --------------------------------------------------------------
+
+    def media_url(self, task: Task, name: str) -> str:
+        """The signed, expiring URL of one result file of a task."""
+        path = render.media_path(task.task_id, name)
+        expires = math.ceil(task.ends_at + task.result_ttl_s)
+        base = (self.config.public_base_url or task.base_url).rstrip("/")
+        return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"
+
+    def render(self, task: Task, at: float | None = None) -> dict[str, Any]:
+        """The task object as the API shows it at mock time ``at`` (default now)."""
+        return render.task(task, self.now() if at is None else at, self.media_url)
+
+    def packs(self, account: Account, name: str | None = None) -> list[dict[str, Any]]:
+        """The account's packs in the documented shape (optionally one pack by name)."""
+        now = self.now()
+        with self._lock:
+            return [
+                s.to_api(now)
+                for s in self._packs.get(account.name, [])
+                if name is None or s.pack.name == name
+            ]

@@ -13,23 +13,63 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from kling_testkit.credentials import MOCK_API_KEY, Credentials
+from kling_testkit.pricing import default_concurrency
 from kling_testkit.spec.validation import field_path
+from mock_server.config_schema import VALIDATOR
 from mock_server.errors import ConfigError
+from mock_server.rules import Rule
 
 MIN_SECRET_BYTES = 32  # shorter HS256 keys are weak; PyJWT warns about them
 
 
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A prepaid resource pack. Times are seconds after the mock's clock start."""
+
+    name: str
+    kind: str  # "video" or "image": which tasks draw on it
+    total: float
+    pack_type: str = "decreasing_total"  # or "constant_period"
+    starts_after_s: float = 0.0
+    lifetime_s: float = 365 * DAY
+
+
+def default_packs() -> tuple[Pack, ...]:
+    return (Pack("video-pack", "video", 1000.0), Pack("image-pack", "image", 1000.0))
+
+
 @dataclass(frozen=True)
 class Account:
-    """An API account: AK/SK for JWT auth and an optional plain API key."""
+    """An API account: AK/SK for JWT auth, an optional API key, packs and concurrency."""
 
     name: str
     access_key: str
     secret_key: str
     api_key: str | None = None
+    packs: tuple[Pack, ...] = field(default_factory=default_packs)
+    concurrency: dict[str, int] | None = None  # per pack kind; None = the config's
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Account:
+        fields = dict(data)
+        if "packs" in fields:
+            fields["packs"] = tuple(Pack(**p) for p in fields["packs"])
+        return cls(**fields)
+
+
+def default_callbacks() -> dict[str, Any]:
+    """Callback delivery: signing secret (None = unsigned), retries, allowed target hosts."""
+    return {
+        "secret": None,
+        "max_attempts": 5,
+        "backoff_s": 1.0,
+        "timeout_s": 5.0,
+        "allowed_hosts": ["127.0.0.1", "localhost", "::1"],
+    }
 
 
 def default_durations() -> dict[str, dict[str, float]]:
@@ -68,6 +108,17 @@ class MockConfig:
     journal_size: int = 1000
     max_body_bytes: int = 16 * 1024 * 1024
     public_base_url: str | None = None  # base of result URLs; None = the request's host
+    concurrency: dict[str, int] = field(default_factory=default_concurrency)
+    rate_limit: dict[str, float] | None = None  # {"requests": N, "window_s": W}; None = off
+    retry_after_header: bool = True
+    failure_rate: dict[str, float] = field(default_factory=dict)  # per family, 0..1
+    failure_message: str = "The generation failed (simulated by the mock)"
+    blocked_terms: tuple[str, ...] = ()
+    policy_action: str = "reject"  # "reject" at submit (400/1301) or "fail" the task
+    policy_message: str = "Failure to pass the risk control system"
+    result_ttl_s: float = 30 * DAY
+    callbacks: dict[str, Any] = field(default_factory=default_callbacks)
+    rules: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MockConfig:
@@ -85,15 +136,19 @@ class MockConfig:
 
     def patched(self, changes: Mapping[str, Any]) -> MockConfig:
         """Return a copy with ``changes`` applied; nested dicts merge, lists replace."""
-        error = next(iter(_VALIDATOR.iter_errors(changes)), None)
+        error = next(iter(VALIDATOR.iter_errors(changes)), None)
         if error is not None:
             where = field_path(error.absolute_path) or "config"
             raise ConfigError(f"{where}: {error.message}")
         values: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "accounts":
-                values[key] = tuple(Account(**a) for a in value)
-            elif key in ("durations", "duration_multipliers"):
+                values[key] = tuple(Account.from_dict(a) for a in value)
+            elif key in ("blocked_terms", "rules"):
+                values[key] = tuple(value)
+            elif key == "callbacks":
+                values[key] = {**self.callbacks, **value}
+            elif key in ("durations", "duration_multipliers", "failure_rate", "concurrency"):
                 merged = copy.deepcopy(getattr(self, key))
                 for name, item in value.items():
                     merged[name] = (
@@ -118,9 +173,15 @@ class MockConfig:
                 raise ConfigError(f"account {account.name!r}: name and access_key must be unique")
             names.add(account.name)
             keys.add(account.access_key)
-        for family in self.durations:
-            if family not in default_durations():
-                raise ConfigError(f"durations: unknown family {family!r}")
+        for key in ("durations", "failure_rate"):
+            for family in getattr(self, key):
+                if family not in default_durations():
+                    raise ConfigError(f"{key}: unknown family {family!r}")
+        for index, rule in enumerate(self.rules):
+            try:
+                Rule.from_dict(rule)
+            except ValueError as exc:
+                raise ConfigError(f"rules[{index}]: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view with secrets masked."""
@@ -129,55 +190,13 @@ class MockConfig:
             {**a, "secret_key": "***", "api_key": "***" if a["api_key"] else None}
             for a in data["accounts"]
         ]
+        data["callbacks"] = {
+            **data["callbacks"],
+            "secret": "***" if self.callbacks["secret"] else None,
+        }
         return data
 
 
-_NUMBER = {"type": "number", "minimum": 0}
-_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "seed": {"type": "integer"},
-        "clock": {"enum": ["real", "manual"]},
-        "time_scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
-        "clock_start": {"type": ["number", "null"], "minimum": 0},
-        "durations": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {"queue_s": _NUMBER, "run_s": _NUMBER},
-            },
-        },
-        "duration_multipliers": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"mode_pro": _NUMBER, "duration_10": _NUMBER, "per_extra_image": _NUMBER},
-        },
-        "duration_spread": {"type": "number", "minimum": 0, "maximum": 2},
-        "accounts": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "access_key", "secret_key"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "access_key": {"type": "string", "minLength": 1},
-                    "secret_key": {"type": "string", "minLength": 1},
-                    "api_key": {"type": ["string", "null"], "minLength": 1},
-                },
-            },
-        },
-        "auth_clock": {"enum": ["wall", "mock"]},
-        "token_leeway_s": _NUMBER,
-        "journal_size": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-        "max_body_bytes": {"type": "integer", "minimum": 1024},
-        "public_base_url": {"type": ["string", "null"], "pattern": "^https?://[^\\s]+$"},
-    },
-}
-_VALIDATOR = Draft202012Validator(_SCHEMA)
 RUNTIME_KEYS = frozenset(
     {
         "seed",

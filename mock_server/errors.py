@@ -12,15 +12,23 @@ class MockError(Exception):
 class ApiError(MockError):
     """An error answered to the client in the Kling envelope (business code + HTTP status)."""
 
-    def __init__(self, code: ErrorCode, message: str, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.status = status  # overrides the code's documented HTTP status (fault rules only)
 
     @property
     def http_status(self) -> int:
-        return self.code.http_status
+        return self.status or self.code.http_status
 
 
 class ConfigError(MockError):

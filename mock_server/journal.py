@@ -17,6 +17,7 @@ class Entry:
     status: int
     code: int | None
     request_id: str | None
+    fault: str | None = None  # a transport fault the mock injected into this answer
 
 
 class Journal:

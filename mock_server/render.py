@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from kling_testkit.spec import families
-from mock_server.tasks import SUCCEED, Task, to_ms
+from mock_server.tasks import SUCCEED, TERMINAL, Task, to_ms
 
 MediaUrl = Callable[[Task, str], str]
 """Builds the absolute URL of one result file of a task (the view knows the host)."""
+
+
+def media_path(task_id: str, name: str) -> str:
+    """Where the mock serves one result file (``views/media.py`` routes the same shape)."""
+    return f"/media/{task_id}/{name}"
 
 
 def media_names(task: Task) -> list[tuple[str, str]]:
@@ -17,6 +23,12 @@ def media_names(task: Task) -> list[tuple[str, str]]:
     if families()[task.family].output == "video":
         return [(f"{vid}.mp4", f"{vid}-wm.mp4") for vid in task.result_ids]
     return [(f"{i}.png", f"{i}-wm.png") for i in range(int(task.params.get("n", 1)))]
+
+
+def _units(amount: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros: ``"1"``, ``"3.5"``."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def task_info(task: Task) -> dict[str, Any]:
@@ -68,6 +80,11 @@ def task(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:
         "task_info": task_info(task),
         "task_result": task_result(task, media_url) if status == SUCCEED else {},
         "watermark_info": {"enabled": bool(task.params.get("watermark_info", {}).get("enabled"))},
+        **(
+            {"final_unit_deduction": _units(task.cost if status == SUCCEED else Decimal(0))}
+            if status in TERMINAL
+            else {}
+        ),
         "created_at": to_ms(task.created_at),
         "updated_at": to_ms(task.updated_at(now)),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
@@ -29,6 +30,12 @@ class Task:
     seq: int  # creation order, to break ties in "newest first"
     outcome: str = SUCCEED
     status_msg: str = ""
+    cost: Decimal = Decimal(0)  # units deducted if it succeeds
+    slots: int = 1  # concurrency slots held while it runs
+    pack_id: str | None = None
+    base_url: str = "http://127.0.0.1"  # host the client used; result URLs point there
+    result_ttl_s: float = 30 * 86400.0
+    callback_fault: dict[str, Any] | None = None
 
     @property
     def external_task_id(self) -> str | None:
@@ -47,6 +54,13 @@ class Task:
         if now >= self.ends_at:
             return self.outcome
         return PROCESSING if now >= self.processing_at else SUBMITTED
+
+    def transitions(self) -> list[tuple[str, float]]:
+        """Each status with the mock time it starts (a stuck task never ends)."""
+        steps = [(SUBMITTED, self.created_at), (PROCESSING, self.processing_at)]
+        if math.isfinite(self.ends_at):
+            steps.append((self.outcome, self.ends_at))
+        return steps
 
     def updated_at(self, now: float) -> float:
         """When the status last changed, as seen at ``now``."""

@@ -20,12 +20,14 @@ T2V = "/v1/videos/text2video"
 I2V = "/v1/videos/image2video"
 IMAGES = "/v1/images/generations"
 
-# Fixed timings (no spread) so tests can step the clock to exact status boundaries.
+# Fixed timings (no spread) so tests can step the clock to exact status boundaries; room for
+# many parallel tasks so only the limit tests meet the limits.
 BASE_CONFIG: dict[str, Any] = {
     "clock": "manual",
     "seed": 1,
     "duration_spread": 0,
     "clock_start": 1_790_000_000.0,
+    "concurrency": {"video": 1000, "image": 1000},
 }
 
 

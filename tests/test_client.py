@@ -72,7 +72,7 @@ def test_download_saves_the_video(mock_client: KlingClient, tmp_path: Path) -> N
 def test_failed_download_leaves_no_file(
     mock_client: KlingClient, live_server: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(KlingError, match="404"):
+    with pytest.raises(KlingError, match="403"):
         mock_client.download(f"{live_server}/media/1/missing.mp4", tmp_path / "x.mp4")
     assert list(tmp_path.iterdir()) == []
 
@@ -96,7 +96,8 @@ def test_non_envelope_answer_is_a_protocol_error(mock_client: KlingClient) -> No
     task_id = mock_client.text2video("rain on a window")["task_id"]
     url = mock_client.wait("text2video", task_id, poll_interval=60)["task_result"]["videos"][0]
     with pytest.raises(ProtocolError, match="not JSON"):
-        mock_client.request("GET", urlsplit(url["url"]).path)
+        parts = urlsplit(url["url"])
+        mock_client.request("GET", f"{parts.path}?{parts.query}")
 
 
 def test_token_is_reused_then_renewed_before_expiry() -> None:

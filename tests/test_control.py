@@ -296,6 +296,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "status": 200,
             "code": 0,
             "request_id": _request_id(created),
+            "fault": None,
         },
         {
             "time": int((START + 30) * 1000),
@@ -305,6 +306,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "status": 401,
             "code": ErrorCode.AUTH_EMPTY,
             "request_id": _request_id(unauthenticated),
+            "fault": None,
         },
         {
             "time": int((START + 30) * 1000),
@@ -314,6 +316,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "status": 404,
             "code": ErrorCode.RESOURCE_NOT_FOUND,
             "request_id": _request_id(missing),
+            "fault": None,
         },
     ]
     assert len({e["request_id"] for e in entries}) == 3

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
 
+from mock_server import Backend
 from mock_server.media import mp4_dimensions, mp4_duration_seconds, png_size
 from tests.conftest import IMAGES, T2V
 
@@ -20,7 +21,8 @@ def finished(client: FlaskClient, auth: dict[str, str], path: str, task_id: str)
 
 
 def fetch(client: FlaskClient, url: str) -> Any:
-    return client.get(urlsplit(url).path)
+    parts = urlsplit(url)
+    return client.get(f"{parts.path}?{parts.query}")
 
 
 def test_video_url_serves_an_mp4_of_the_requested_shape(
@@ -48,23 +50,22 @@ def test_image_urls_serve_pngs_of_the_requested_ratio(
 
 
 def test_media_is_not_served_before_the_task_succeeds(
-    client: FlaskClient, auth: dict[str, str], submit: Submit
+    client: FlaskClient, backend: Backend, submit: Submit
 ) -> None:
-    task_id = submit(T2V)["task_id"]
-    client.post("/__mock/clock/advance", json={"seconds": 3600})
-    url = client.get(f"{T2V}/{task_id}", headers=auth).json["data"]["task_result"]  # type: ignore[index]
-    path = urlsplit(url["videos"][0]["url"]).path
-    fresh_id = submit(T2V)["task_id"]
-    early = client.get(path.replace(task_id, fresh_id))
-    assert (early.status_code, early.json["code"]) == (404, 1203)  # type: ignore[index]
+    task = backend.find_task(submit(T2V)["task_id"])
+    assert task is not None
+    early = fetch(client, backend.media_url(task, f"{task.result_ids[0]}.mp4"))
+    assert (early.status_code, early.json["code"]) == (404, 1203)
 
 
 def test_unknown_media_file_is_an_enveloped_404(
-    client: FlaskClient, auth: dict[str, str], submit: Submit
+    client: FlaskClient, auth: dict[str, str], backend: Backend, submit: Submit
 ) -> None:
     task_id = submit(IMAGES)["task_id"]
     finished(client, auth, IMAGES, task_id)
-    response = client.get(f"/media/{task_id}/7.png")
+    task = backend.find_task(task_id)
+    assert task is not None
+    response = fetch(client, backend.media_url(task, "7.png"))
     assert response.status_code == 404 and response.mimetype == "application/json"
     assert response.json["code"] == 1203  # type: ignore[index]
 

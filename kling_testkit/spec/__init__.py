@@ -6,6 +6,7 @@ from kling_testkit.spec.document import (
     families,
     field,
     openapi,
+    operation_path,
     parameter,
     schema,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "field",
     "image_size",
     "openapi",
+    "operation_path",
     "parameter",
     "parse_query",
     "schema",

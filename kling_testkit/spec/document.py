@@ -43,6 +43,14 @@ def families() -> dict[str, Family]:
     return found
 
 
+def operation_path(operation_id: str) -> str:
+    """The path of the operation with this ``operationId``."""
+    for path, item in openapi()["paths"].items():
+        if any(op.get("operationId") == operation_id for op in item.values()):
+            return str(path)
+    raise KeyError(operation_id)
+
+
 def schema(name: str) -> dict[str, Any]:
     """Return a component schema by name."""
     schemas: dict[str, dict[str, Any]] = openapi()["components"]["schemas"]

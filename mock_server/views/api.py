@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, request, url_for
+from flask import Blueprint, Response, g, request
 
-from kling_testkit.spec import ContractViolation, families, parameter, parse_query
+from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
 from mock_server import render
 from mock_server.envelope import invalid, ok
-from mock_server.tasks import Task
+from mock_server.views import faults
 from mock_server.views.common import backend, json_body
 
 
 def make_blueprint() -> Blueprint:
-    """Routes for every family in the contract, behind the auth check."""
+    """Routes for every family in the contract and the account, behind the request checks."""
     bp = Blueprint("api", __name__)
-    bp.before_request(authenticate)
+    bp.before_request(check_request)
     for family in families().values():
         defaults = {"family": family.name}
         bp.add_url_rule(
@@ -32,22 +32,16 @@ def make_blueprint() -> Blueprint:
             methods=["GET"],
             defaults=defaults,
         )
+    bp.add_url_rule(operation_path("account_costs"), "account_costs", account_costs)
     return bp
 
 
-def authenticate() -> None:
-    """Prove who is calling before anything else is looked at."""
-    g.account = backend().authenticate(request.headers.get("Authorization"))
-
-
-def media_url(task: Task, name: str) -> str:
-    base = backend().config.public_base_url
-    path = url_for("media.file", task_id=task.task_id, name=name)
-    return (
-        f"{base.rstrip('/')}{path}"
-        if base
-        else url_for("media.file", task_id=task.task_id, name=name, _external=True)
-    )
+def check_request() -> Response | None:
+    """Auth first, then the rate limit, then the request's scenario and fault rules."""
+    mock = backend()
+    g.account = mock.authenticate(request.headers.get("Authorization"))
+    mock.admit(g.account)
+    return faults.apply(g.account, is_create=request.method == "POST")
 
 
 def _query(names: list[str]) -> dict[str, Any]:
@@ -59,7 +53,9 @@ def _query(names: list[str]) -> dict[str, Any]:
 
 def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
-    task = backend().create_task(g.account, family, json_body())
+    task = backend().create_task(
+        g.account, family, json_body(), base_url=request.host_url, effects=g.get("create_effects")
+    )
     return ok(render.created(task))
 
 
@@ -68,16 +64,26 @@ def list_or_find(family: str) -> Response:
     mock = backend()
     if "external_task_id" in request.args:
         external = _query(["externalTaskIdQuery"])["external_task_id"]
-        task = mock.get_task(g.account, family, external)
-        return ok(render.task(task, mock.now(), media_url))
+        return ok(mock.render(mock.get_task(g.account, family, external)))
     page = _query(["pageNum", "pageSize"])
     tasks = mock.list_tasks(g.account, family, page["pageNum"], page["pageSize"])
     now = mock.now()
-    return ok([render.task(t, now, media_url) for t in tasks])
+    return ok([mock.render(t, now) for t in tasks])
 
 
 def get_one(family: str, ident: str) -> Response:
     """Query one task by task_id or external_task_id."""
     mock = backend()
-    task = mock.get_task(g.account, family, ident)
-    return ok(render.task(task, mock.now(), media_url))
+    return ok(mock.render(mock.get_task(g.account, family, ident)))
+
+
+def account_costs() -> Response:
+    """The account's resource packs, in the documented double-wrapped shape."""
+    query = _query(["startTime", "endTime", "resourcePackName"])
+    if query["end_time"] < query["start_time"]:
+        raise invalid("end_time must not be before start_time")
+    packs = backend().packs(g.account, query.get("resource_pack_name"))
+    data: dict[str, Any] = {"code": 0, "msg": "success"}
+    if packs:  # an account without packs gets no list at all (as recorded live)
+        data["resource_pack_subscribe_infos"] = packs
+    return ok(data)

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from mock_server import render
+from kling_testkit.codes import ErrorCode
 from mock_server.envelope import invalid, ok
-from mock_server.errors import ConfigError
-from mock_server.views.api import media_url
+from mock_server.errors import ApiError, ConfigError
+from mock_server.scenarios import SCENARIOS
 from mock_server.views.common import backend, json_body
 
 bp = Blueprint("control", __name__, url_prefix="/__mock")
@@ -97,7 +97,7 @@ def tasks() -> Response:
                     "processing_at": t.processing_at,
                     "ends_at": t.ends_at,
                 },
-                "task": render.task(t, now, media_url),
+                "task": mock.render(t, now),
             }
             for t in found
         ]
@@ -111,3 +111,53 @@ def requests_journal() -> Response:
     if raw is not None and not (raw.isascii() and raw.isdigit()):
         raise invalid(f"limit must be a whole number; got {raw[:40]!r}")
     return ok(backend().journal.snapshot(None if raw is None else int(raw)))
+
+
+@bp.get("/faults")
+def list_faults() -> Response:
+    """The fault rules in order, with how often each fired and how many uses remain."""
+    return ok([rule.to_dict() for rule in backend().rules_snapshot()])
+
+
+@bp.post("/faults")
+def add_faults() -> Response:
+    """Append one rule (an object) or several (an array); all or none are added."""
+    body = json_body()
+    try:
+        added = backend().add_rules(body if isinstance(body, list) else [body])
+    except ValueError as exc:
+        raise invalid(f"bad rule: {exc}") from None
+    return ok([rule.to_dict() for rule in added])
+
+
+@bp.delete("/faults")
+def clear_faults() -> Response:
+    """Remove every rule."""
+    backend().clear_rules()
+    return ok([])
+
+
+@bp.delete("/faults/<rule_id>")
+def remove_fault(rule_id: str) -> Response:
+    """Remove one rule by id."""
+    if not backend().remove_rule(rule_id):
+        raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"no rule with id {rule_id!r}")
+    return ok({"removed": rule_id})
+
+
+@bp.get("/scenarios")
+def scenarios() -> Response:
+    """The named scenarios a request can pick with X-Mock-Scenario."""
+    return ok({name: spec["about"] for name, spec in SCENARIOS.items()})
+
+
+@bp.get("/callbacks")
+def callbacks() -> Response:
+    """Every callback attempt, oldest first (``?task_id=`` for one task), and what is queued."""
+    mock = backend()
+    return ok(
+        {
+            "attempts": mock.callbacks.records(request.args.get("task_id")),
+            "pending": mock.callbacks.pending(),
+        }
+    )

@@ -1,16 +1,23 @@
-"""Result files: real MP4 and PNG bytes behind the URLs in ``task_result``."""
+"""Result files: real MP4 and PNG bytes behind signed, expiring URLs."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from kling_testkit.codes import ErrorCode
-from mock_server import media, render
+from mock_server import media, render, signing
 from mock_server.errors import ApiError
 from mock_server.tasks import SUCCEED
+from mock_server.views import faults
 from mock_server.views.common import backend
 
 bp = Blueprint("media", __name__)
+
+
+@bp.before_request
+def fault_rules() -> Response | None:
+    """Downloads are subject to fault rules too (slow or broken downloads)."""
+    return faults.apply(None)
 
 
 def _not_found(name: str) -> ApiError:
@@ -19,13 +26,24 @@ def _not_found(name: str) -> ApiError:
 
 @bp.get("/media/<task_id>/<name>")
 def file(task_id: str, name: str) -> Response:
-    """Serve one result file of a finished task (no auth: result URLs work like a CDN's)."""
+    """Serve one result file while its URL's signature holds and it has not expired.
+
+    No auth: a signed result URL works for whoever holds it, like a CDN's.
+    """
     mock = backend()
+    refused = signing.check(
+        mock.url_key,
+        render.media_path(task_id, name),
+        request.args.get("expires"),
+        request.args.get("signature"),
+        mock.now(),
+    )
+    if refused is not None:
+        raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
     task = mock.find_task(task_id)
     if task is None or task.status_at(mock.now()) != SUCCEED:
         raise _not_found(name)
-    names = render.media_names(task)
-    for index, pair in enumerate(names):
+    for index, pair in enumerate(render.media_names(task)):
         if name not in pair:
             continue
         ratio = str(task.params.get("aspect_ratio", "16:9"))
