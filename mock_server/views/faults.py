@@ -46,7 +46,7 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
         request.method,
         request.path,
         account.name if account else None,
-        request.headers,
+        dict(request.headers),
         _prompt() if is_create else None,
         is_create,
     )
