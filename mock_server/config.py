@@ -208,6 +208,16 @@ RUNTIME_KEYS = frozenset(
         "auth_clock",
         "token_leeway_s",
         "public_base_url",
+        "concurrency",
+        "rate_limit",
+        "retry_after_header",
+        "failure_rate",
+        "failure_message",
+        "blocked_terms",
+        "policy_action",
+        "policy_message",
+        "result_ttl_s",
+        "callbacks",
     }
 )
 """Keys that ``PATCH /__mock/config`` may change on a running mock."""

@@ -97,3 +97,46 @@ def live_server(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+class Receiver:
+    """A loopback HTTP endpoint that records POSTs and answers with scripted statuses."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.statuses: list[int] = []  # answered in order; 200 once they run out
+        self.url = ""
+        self._arrived = threading.Condition()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until ``count`` calls have arrived (for a real-clock mock); False on timeout."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.calls) >= count, timeout)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size)
+        headers = {
+            k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
+        }
+        with self._arrived:
+            self.calls.append({"path": environ["PATH_INFO"], "headers": headers, "body": body})
+            self._arrived.notify_all()
+        status = self.statuses.pop(0) if self.statuses else 200
+        start_response(f"{status} X", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A callback receiver on 127.0.0.1; ``receiver.url`` is its base URL."""
+    found = Receiver()
+    server = make_server("127.0.0.1", 0, found, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    found.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield found
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
