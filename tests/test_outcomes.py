@@ -58,7 +58,12 @@ def test_failure_rate_is_per_family(make_app: Callable[..., Flask], auth: dict[s
 
 @pytest.mark.parametrize(
     "prompt",
-    ["A VIOLENT storm", "a \uff56\uff49\uff4f\uff4c\uff45\uff4e\uff54 storm", "a vio\u200blent storm", "a  Violent\tstorm"],
+    [
+        "A VIOLENT storm",
+        "a \uff56\uff49\uff4f\uff4c\uff45\uff4e\uff54 storm",
+        "a vio\u200blent storm",
+        "a  Violent\tstorm",
+    ],
 )
 def test_blocked_terms_are_refused_whatever_the_case_or_form(
     make_app: Callable[..., Flask], auth: dict[str, str], prompt: str
