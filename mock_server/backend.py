@@ -167,13 +167,16 @@ class Backend:
         now = self.now()
         with self._lock:
             gate = (account.name, key)
-            if gate not in self._gates:
-                self._gates[gate] = now + float(action.get("retry_after", 0))
-            elif self._gates[gate] is None or now >= self._gates[gate]:  # type: ignore[operator]
-                self._gates[gate] = None  # spent: through for good
-                return
-            wait = self._gates[gate]
-        raise self.error_for(action, None if wait is None else wait - now)
+            if gate in self._gates:
+                release = self._gates[gate]
+                if release is None or now >= release:
+                    self._gates[gate] = None  # spent: through for good
+                    return
+            else:
+                release = now + float(action.get("retry_after", 0))
+                self._gates[gate] = release
+        wait = release - now if "retry_after" in action else None
+        raise self.error_for(action, wait)
 
     def error_for(self, action: Mapping[str, Any], wait: float | None = None) -> ApiError:
         """The ApiError an ``error`` action describes."""
