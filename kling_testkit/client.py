@@ -1,8 +1,9 @@
 """A small, typed client of the legacy Kling API, doing the things the pitfalls list gets wrong.
 
 Keys come from the caller or the environment (never a default), every call has a timeout, the
-token is renewed before it expires, errors become typed exceptions, ``wait`` polls with backoff
-and a deadline, and ``download`` saves a result before its URL expires.
+token is renewed before it expires, errors become typed exceptions, 429s and 5xx are retried a
+bounded number of times honouring ``Retry-After``, ``wait`` polls with backoff and a deadline,
+a budget refuses overspending, and ``download`` saves a result before its URL expires.
 """
 
 from __future__ import annotations
@@ -11,21 +12,28 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from kling_testkit.auth import DEFAULT_TOKEN_TTL, bearer, sign_token
+from kling_testkit.budget import Budget
+from kling_testkit.codes import ErrorCode
 from kling_testkit.credentials import BASE_URL_VAR, Credentials
 from kling_testkit.errors import (
+    ApiError,
     CredentialsError,
     KlingError,
     ProtocolError,
+    ResultExpired,
     TaskFailed,
     WaitTimeout,
     error_class,
 )
+from kling_testkit.retry import RetryPolicy
 from kling_testkit.spec import families
 
 TERMINAL_STATUSES = frozenset({"succeed", "failed"})
@@ -34,7 +42,11 @@ RENEW_BEFORE = 60.0
 
 
 class KlingClient:
-    """Talks to one target (the mock or a real endpoint) with one account's keys."""
+    """Talks to one target (the mock or a real endpoint) with one account's keys.
+
+    ``clock`` and ``sleep`` drive waiting and expiry checks (point them at a mock's clock to
+    wait without sleeping); ``token_clock`` signs tokens (wall time by default).
+    """
 
     def __init__(
         self,
@@ -43,9 +55,12 @@ class KlingClient:
         *,
         timeout: float = 30.0,
         token_ttl: float = DEFAULT_TOKEN_TTL,
+        retry: RetryPolicy | None = None,
+        budget: Budget | None = None,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        token_clock: Callable[[], float] = time.time,
     ) -> None:
         base_url = base_url or os.environ.get(BASE_URL_VAR)
         if not base_url:
@@ -59,19 +74,23 @@ class KlingClient:
         self.credentials = credentials
         self.timeout = timeout
         self.token_ttl = token_ttl
+        self.retry = retry or RetryPolicy()
+        self.budget = budget
         self.session = session or requests.Session()
-        self._clock = clock
-        self._sleep = sleep
+        self._clock, self._sleep, self._token_clock = clock, sleep, token_clock
         self._token: tuple[str, float] | None = None
+        self._costs: dict[str, Decimal] = {}  # task_id -> units reserved in the budget
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def token(self) -> str:
+    def token(self, *, fresh: bool = False) -> str:
         """A valid token, signed anew when the cached one is within a minute of ``exp``."""
-        now = self._clock()
-        if self._token is None or self._token[1] - RENEW_BEFORE <= now:
-            token = sign_token(self.credentials, now=now, ttl=self.token_ttl)
-            self._token = (token, now + self.token_ttl)
+        now = self._token_clock()
+        if fresh or self._token is None or self._token[1] - RENEW_BEFORE <= now:
+            self._token = (
+                sign_token(self.credentials, now=now, ttl=self.token_ttl),
+                now + self.token_ttl,
+            )
         return self._token[0]
 
     def request(
@@ -82,7 +101,33 @@ class KlingClient:
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Send one API call and return the envelope's ``data``, or raise a typed error."""
+        """One API call with bounded retries; returns the envelope's ``data``.
+
+        429 (rate or concurrency) and 5xx answers are retried after ``Retry-After`` or a
+        jittered backoff; an expired token is re-signed once. Other errors raise at once.
+        """
+        resigned = False
+        retry = 0
+        while True:
+            try:
+                return self._send(method, path, json, params)
+            except ApiError as error:
+                if error.code == ErrorCode.AUTH_EXPIRED and not resigned:
+                    resigned = True
+                    self.token(fresh=True)
+                    continue
+                retry += 1
+                if not self.retry.retryable(error) or retry >= self.retry.attempts:
+                    raise
+                self._sleep(self.retry.delay(error, retry))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> Any:
         response = self.session.request(
             method,
             f"{self.base_url}{path}",
@@ -98,17 +143,17 @@ class KlingClient:
                 f"{method} {path}: HTTP {response.status_code}, body is not "
                 f"JSON: {response.text[:200]!r}"
             ) from None
-        if not isinstance(body, dict) or "code" not in body:
+        if not isinstance(body, dict) or not isinstance(body.get("code"), int):
             raise ProtocolError(f"{method} {path}: not a Kling envelope: {str(body)[:200]}")
         code = body["code"]
         if code != 0 or response.status_code >= 400:
-            retry_after = response.headers.get("Retry-After")
+            retry_after = response.headers.get("Retry-After", "")
             raise error_class(code, response.status_code)(
                 code,
                 str(body.get("message", "")),
                 response.status_code,
                 body.get("request_id"),
-                float(retry_after) if retry_after and retry_after.isdigit() else None,
+                float(retry_after) if retry_after.isdigit() else None,
             )
         if "data" not in body:
             raise ProtocolError(f"{method} {path}: success envelope without data")
@@ -121,8 +166,19 @@ class KlingClient:
     # -- tasks -----------------------------------------------------------------------------
 
     def create_task(self, family: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Submit a task; returns the create ``data`` (``task_id``, ``task_status`` ...)."""
-        data: dict[str, Any] = self.request("POST", self._path(family), json=body)
+        """Submit a task; returns the create ``data`` (``task_id``, ``task_status`` ...).
+
+        With a budget, the task's price is reserved first and BudgetExceeded raised (nothing
+        sent) when it does not fit.
+        """
+        cost = self.budget.reserve(family, body) if self.budget else Decimal(0)
+        try:
+            data: dict[str, Any] = self.request("POST", self._path(family), json=body)
+        except BaseException:
+            if self.budget:
+                self.budget.refund(cost)
+            raise
+        self._costs[data["task_id"]] = cost
         return data
 
     def text2video(self, prompt: str, **fields: Any) -> dict[str, Any]:
@@ -144,7 +200,7 @@ class KlingClient:
     def wait(
         self,
         family: str,
-        task_id: str,
+        task: str | Mapping[str, Any],
         *,
         timeout: float = 900.0,
         poll_interval: float = 1.0,
@@ -153,29 +209,44 @@ class KlingClient:
     ) -> dict[str, Any]:
         """Poll until the task ends; return it on success, raise TaskFailed or WaitTimeout.
 
-        The interval starts at ``poll_interval`` and doubles up to ``max_interval``;
-        ``on_poll`` sees every task object fetched.
+        ``task`` is a task id or a task object. The interval starts at ``poll_interval`` and
+        doubles up to ``max_interval``; ``on_poll`` sees every task object fetched.
         """
+        task_id = task if isinstance(task, str) else str(task["task_id"])
         deadline = self._clock() + timeout
         interval = poll_interval
         while True:
-            task = self.get_task(family, task_id)
+            current = self.get_task(family, task_id)
             if on_poll is not None:
-                on_poll(task)
-            if task["task_status"] == "failed":
-                raise TaskFailed(task)
-            if task["task_status"] in TERMINAL_STATUSES:
-                return task
+                on_poll(current)
+            if current["task_status"] == "failed":
+                if self.budget and task_id in self._costs:
+                    self.budget.refund(self._costs.pop(task_id))
+                raise TaskFailed(current)
+            if current["task_status"] in TERMINAL_STATUSES:
+                return current
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise WaitTimeout(f"task {task_id} still {task['task_status']} after {timeout}s")
+                raise WaitTimeout(f"task {task_id} still {current['task_status']} after {timeout}s")
             self._sleep(min(interval, remaining))
             interval = min(interval * 2, max_interval)
 
-    def download(self, url: str, path: str | Path) -> int:
-        """Save a result file to ``path`` (atomically) and return its size in bytes."""
+    def download(self, result: str | Mapping[str, Any], path: str | Path) -> int:
+        """Save a result file (its URL, or a ``videos[]``/``images[]`` item) to ``path``.
+
+        Writes atomically and returns the size in bytes. A URL whose ``expires`` has passed is
+        refused without a request (ResultExpired), and so is a 403 from the server.
+        """
+        url = result if isinstance(result, str) else str(result["url"])
+        expires = parse_qs(urlsplit(url).query).get("expires", [""])[0]
+        if expires.isdigit() and int(expires) <= self._clock():
+            raise ResultExpired(
+                f"the result URL expired at {expires}; copy results as soon as a task succeeds"
+            )
         target = Path(path)
         with self.session.get(url, timeout=self.timeout, stream=True) as response:
+            if response.status_code == 403:
+                raise ResultExpired(f"download of {url} refused: {response.text[:200]}")
             if response.status_code != 200:
                 raise KlingError(f"download of {url} failed: HTTP {response.status_code}")
             target.parent.mkdir(parents=True, exist_ok=True)

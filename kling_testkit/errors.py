@@ -68,6 +68,10 @@ class TaskFailed(KlingError):
         self.task = task
 
 
+class ResultExpired(KlingError):
+    """Raised by ``download`` when a result URL has expired (or the server says it has)."""
+
+
 class WaitTimeout(KlingError):
     """Raised by ``wait`` when the deadline passes before the task ends."""
 

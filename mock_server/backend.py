@@ -6,6 +6,7 @@ every compound change, because the server is threaded; network I/O (callbacks) r
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import threading
@@ -194,13 +195,10 @@ class Backend:
     def add_rules(self, rules: list[Any]) -> list[Rule]:
         """Append rules; if any is invalid (ValueError), none is added."""
         with self._lock:
-            ids = [r.id for r in self.rules.all()]
-            for rule in rules:
-                Rule.from_dict(rule)  # raises ValueError for a bad rule
-                ids += [rule["id"]] if "id" in rule else []
-            if len(ids) != len(set(ids)):
-                raise ValueError("rule ids must be unique")
-            return [self.rules.add(rule) for rule in rules]
+            trial = copy.deepcopy(self.rules)
+            added = [trial.add(rule) for rule in rules]  # raises ValueError on a bad rule
+            self.rules = trial
+            return added
 
     def rules_snapshot(self) -> list[Rule]:
         with self._lock:

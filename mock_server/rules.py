@@ -174,10 +174,15 @@ class RuleSet:
         self._next = 1
 
     def add(self, data: Mapping[str, Any]) -> Rule:
+        """Validate and append a rule; an automatic id skips ids already taken."""
+        taken = {r.id for r in self._rules}
+        while f"rule-{self._next}" in taken:
+            self._next += 1
         rule = Rule.from_dict(data, default_id=f"rule-{self._next}")
-        if any(r.id == rule.id for r in self._rules):
+        if rule.id in taken:
             raise ValueError(f"a rule with id {rule.id!r} exists")
-        self._next += 1
+        if rule.id == f"rule-{self._next}":
+            self._next += 1
         self._rules.append(rule)
         return rule
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from flask import Flask
 
 from kling_testkit.client import KlingClient
 from kling_testkit.credentials import Credentials
@@ -18,16 +16,11 @@ from kling_testkit.errors import (
     InvalidRequestError,
     KlingError,
     ProtocolError,
+    ResultExpired,
     WaitTimeout,
 )
 from mock_server import Backend
 from tests.conftest import CREDS
-
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    """Tokens are checked on the mock's clock, since this client signs with mock time."""
-    return make_app(auth_clock="mock")
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ def test_download_saves_the_video(mock_client: KlingClient, tmp_path: Path) -> N
 def test_failed_download_leaves_no_file(
     mock_client: KlingClient, live_server: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(KlingError, match="403"):
+    with pytest.raises(ResultExpired, match="refused"):
         mock_client.download(f"{live_server}/media/1/missing.mp4", tmp_path / "x.mp4")
     assert list(tmp_path.iterdir()) == []
 
@@ -102,7 +95,7 @@ def test_non_envelope_answer_is_a_protocol_error(mock_client: KlingClient) -> No
 
 def test_token_is_reused_then_renewed_before_expiry() -> None:
     now = [1_000_000.0]
-    client = KlingClient("http://127.0.0.1:9", CREDS, token_ttl=1800, clock=lambda: now[0])
+    client = KlingClient("http://127.0.0.1:9", CREDS, token_ttl=1800, token_clock=lambda: now[0])
     first = client.token()
     now[0] += 1700
     assert client.token() == first

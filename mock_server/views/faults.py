@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -93,9 +94,11 @@ def transport(fault: str) -> Response:
         if fault == "truncated":
             yield b'{"code": 0, "message": "SUCCEED", "data": {"task_'
         if sock is not None:
-            if fault == "reset":  # linger 0: close() sends RST instead of FIN
+            if fault == "reset":  # linger 0: closing the descriptor sends RST instead of FIN
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
+                # The server's file objects keep the socket open through close(); detach()
+                # hands us the descriptor (theirs becomes -1) so it really closes now.
+                os.close(sock.detach())
             else:
                 sock.shutdown(socket.SHUT_RDWR)
         # A ConnectionError tells the WSGI server the peer is gone: it stops quietly.

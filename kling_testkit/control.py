@@ -1,0 +1,125 @@
+"""A handle on a running mock through its control API (``/__mock``).
+
+One class for every mock: the one the pytest plugin starts in-process, a ``kling-mock serve``
+on a developer's machine, or a shared staging mock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from kling_testkit.errors import KlingError, ProtocolError
+
+
+class ControlError(KlingError):
+    """Raised by MockControl when the mock refuses a control call (bad rule, bad config...)."""
+
+
+class Clock:
+    """The mock's clock: read it, move it forward."""
+
+    def __init__(self, control: MockControl) -> None:
+        self._control = control
+
+    def now(self) -> float:
+        """Mock time in Unix seconds."""
+        return float(self._control.call("GET", "clock")["now"])
+
+    def advance(self, seconds: float) -> float:
+        """Move mock time forward (callbacks that fall due are delivered); return the new time."""
+        return float(self._control.call("POST", "clock/advance", {"seconds": seconds})["now"])
+
+    def info(self) -> dict[str, Any]:
+        """``now``, ``now_ms``, ``mode`` (manual or real) and ``time_scale``."""
+        data: dict[str, Any] = self._control.call("GET", "clock")
+        return data
+
+
+class MockControl:
+    """Steer and inspect one mock: clock, config, faults, and what it saw."""
+
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.clock = Clock(self)
+
+    def call(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """One control call; returns the envelope's ``data`` or raises ControlError."""
+        response = self.session.request(
+            method, f"{self.base_url}/__mock/{path}", json=body, params=params, timeout=self.timeout
+        )
+        try:
+            envelope = response.json()
+        except ValueError:
+            raise ProtocolError(
+                f"{method} /__mock/{path}: HTTP {response.status_code}, "
+                f"not JSON: {response.text[:200]!r}"
+            ) from None
+        if envelope.get("code") != 0:
+            raise ControlError(f"{method} /__mock/{path}: {envelope.get('message')}")
+        return envelope.get("data")
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.call("GET", "health")
+        return data
+
+    def reset(self) -> None:
+        """Forget tasks, requests, rules and callbacks; restore start-up config and clock."""
+        self.call("POST", "reset")
+
+    def config(self) -> dict[str, Any]:
+        """The config in force (secrets masked)."""
+        data: dict[str, Any] = self.call("GET", "config")
+        return data
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change run-time config (``failure_rate``, ``concurrency``, ``blocked_terms`` ...)."""
+        data: dict[str, Any] = self.call("PATCH", "config", changes)
+        return data
+
+    def add_fault(self, rule: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """Add one fault rule (a dict, or ``match=``, ``action=``, ``times=`` ... keywords)."""
+        data: list[dict[str, Any]] = self.call("POST", "faults", {**(rule or {}), **fields})
+        return data[0]
+
+    def faults(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.call("GET", "faults")
+        return data
+
+    def remove_fault(self, rule_id: str) -> None:
+        self.call("DELETE", f"faults/{rule_id}")
+
+    def clear_faults(self) -> None:
+        self.call("DELETE", "faults")
+
+    def scenarios(self) -> dict[str, str]:
+        data: dict[str, str] = self.call("GET", "scenarios")
+        return data
+
+    def tasks(
+        self, *, account: str | None = None, family: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every task the mock holds, with params and timeline."""
+        params = {k: v for k, v in {"account": account, "family": family}.items() if v}
+        data: list[dict[str, Any]] = self.call("GET", "tasks", params=params)
+        return data
+
+    def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The journal of API requests, oldest first."""
+        params = {} if limit is None else {"limit": limit}
+        entries: list[dict[str, Any]] = self.call("GET", "requests", params=params)["entries"]
+        return entries
+
+    def callbacks(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """Every callback attempt, oldest first."""
+        params = {} if task_id is None else {"task_id": task_id}
+        attempts: list[dict[str, Any]] = self.call("GET", "callbacks", params=params)["attempts"]
+        return attempts

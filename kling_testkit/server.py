@@ -1,0 +1,65 @@
+"""Run a mock inside this process, on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
+
+    from mock_server.backend import Backend
+
+
+class InProcessMock:
+    """A threaded mock server for tests; ``with InProcessMock() as mock: mock.base_url``."""
+
+    def __init__(
+        self, config: Mapping[str, Any] | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._config = {"clock": "manual", **(config or {})}
+        self._host, self._port = host, port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.backend: Backend | None = None
+
+    def start(self) -> InProcessMock:
+        from werkzeug.serving import make_server
+
+        from mock_server import create_app
+
+        app = create_app(self._config)
+        self.backend = app.extensions["kling_mock"]
+        self._server = make_server(self._host, self._port, app, threaded=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="kling-mock", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the mock is not started")
+        return f"http://{self._host}:{self._server.server_port}"
+
+    def errors(self) -> list[BaseException]:
+        """Unexpected exceptions raised inside the server so far (oldest first)."""
+        return [] if self.backend is None else list(self.backend.errors)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.backend is not None:
+            self.backend.callbacks.stop()
+        self._server = self._thread = None
+
+    def __enter__(self) -> InProcessMock:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
