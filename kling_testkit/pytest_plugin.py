@@ -136,8 +136,8 @@ def kling_client(
     instead of sleeping, so ``wait()`` returns at once."""
     from kling_testkit.client import KlingClient
 
-    if "kling_mock" in request.fixturenames:
-        request.getfixturevalue("kling_mock")  # reset and marker config come first
+    if kling_mock_server.is_mock:
+        request.getfixturevalue("kling_mock")  # fresh state and marker config come first
     control = kling_mock_server.control
     if control is not None and control.clock.info()["mode"] == "manual":
         clock = control.clock
