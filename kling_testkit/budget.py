@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from kling_testkit.errors import KlingError
-from kling_testkit.pricing import units
+from kling_testkit.pricing import format_units, units
 from kling_testkit.spec import ContractViolation, check_request
 
 
@@ -38,8 +38,9 @@ class Budget:
         with self._lock:
             if self.spent + cost > self.limit:
                 raise BudgetExceeded(
-                    f"this {family} task costs {cost} units; {self.spent} of "
-                    f"{self.limit} are already committed"
+                    f"this {family} task costs {format_units(cost)} units; "
+                    f"{format_units(self.spent)} of {format_units(self.limit)} are already "
+                    "committed"
                 )
             self.spent += cost
         return cost

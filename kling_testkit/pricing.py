@@ -38,3 +38,9 @@ def default_concurrency() -> dict[str, int]:
     """Documented parallel-task limits per pack kind."""
     limits: dict[str, int] = openapi()["x-kling-limits"]["concurrency"]
     return dict(limits)
+
+
+def format_units(amount: Decimal) -> str:
+    """Units as the API writes them: a decimal string without exponent or trailing zeros."""
+    text = format(amount, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

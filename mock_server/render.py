@@ -6,6 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from kling_testkit.pricing import format_units
 from kling_testkit.spec import families
 from mock_server.tasks import SUCCEED, TERMINAL, Task, to_ms
 
@@ -23,12 +24,6 @@ def media_names(task: Task) -> list[tuple[str, str]]:
     if families()[task.family].output == "video":
         return [(f"{vid}.mp4", f"{vid}-wm.mp4") for vid in task.result_ids]
     return [(f"{i}.png", f"{i}-wm.png") for i in range(int(task.params.get("n", 1)))]
-
-
-def _units(amount: Decimal) -> str:
-    """A decimal string without exponent or trailing zeros: ``"1"``, ``"3.5"``."""
-    text = format(amount, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def task_info(task: Task) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def task(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:
         "task_result": task_result(task, media_url) if status == SUCCEED else {},
         "watermark_info": {"enabled": bool(task.params.get("watermark_info", {}).get("enabled"))},
         **(
-            {"final_unit_deduction": _units(task.cost if status == SUCCEED else Decimal(0))}
+            {"final_unit_deduction": format_units(task.cost if status == SUCCEED else Decimal(0))}
             if status in TERMINAL
             else {}
         ),
