@@ -1,0 +1,420 @@
+"""Hypothesis strategies for Kling request bodies, generated from the API contract.
+
+Limits, enums, ranges and model names are read from the OpenAPI document; cross-field rules that
+carry a value (camera types needing a config, the ``sound`` voices need, aspect ratios a model
+refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from hypothesis import assume
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from kling_testkit.spec import ContractViolation, check_request, families, field, schema
+from kling_testkit.spec.document import resolve
+from kling_testkit.spec.validation import field_path
+
+__all__ = [
+    "InvalidRequest",
+    "camera_controls",
+    "external_task_ids",
+    "image2video_requests",
+    "image_generation_requests",
+    "invalid_image2video_requests",
+    "invalid_image_generation_requests",
+    "invalid_text2video_requests",
+    "negative_prompts",
+    "prompts",
+    "text2video_requests",
+]
+
+T2V, I2V, IMAGES = "text2video", "image2video", "image_generation"
+_NOT_GENERATED = frozenset({"multi_shot", "shot_type", "multi_prompt"})  # rules of their own
+_EXCLUSIVE = (("image_tail",), ("static_mask", "dynamic_masks"), ("camera_control",))  # i2v
+_SAFE = string.ascii_lowercase + string.digits
+_PIECE = 80  # characters of a text drawn one by one; longer texts repeat them
+_Path = tuple[str | int, ...]
+_Chars = st.SearchStrategy[str]
+Alphabet = str | _Chars
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InvalidRequest:
+    """A request body that breaks exactly one rule of the contract.
+
+    ``field`` names the broken field as :func:`check_request` reports it (``"prompt"``,
+    ``"camera_control.config.pan"``); ``rule`` is one of ``maxLength``, ``enum``, ``type``,
+    ``range``, ``unknown_field``, ``required``, ``pattern``.
+    """
+
+    body: Body
+    field: str
+    rule: str
+
+
+def _request(family: str) -> str:
+    return families()[family].request_schema
+
+
+def _accepted(family: str, body: Body, name: str, values: list[Any] | None = None) -> list[Any]:
+    """The ``values`` of ``name`` (its enum by default) that ``check_request`` accepts in body."""
+    out = []
+    for value in field(_request(family), name)["enum"] if values is None else values:
+        try:
+            check_request(family, {**body, name: value})
+            out.append(value)
+        except ContractViolation:
+            pass
+    return out
+
+
+@cache
+def _camera_types() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Camera types valid without a config, and those that need one (asked of the rules)."""
+    types: list[str] = resolve(schema("CameraControl")["properties"]["type"])["enum"]
+    bare = _accepted(T2V, {"prompt": "p"}, "camera_control", [{"type": t} for t in types])
+    free = tuple(control["type"] for control in bare)
+    return free, tuple(t for t in types if t not in free)
+
+
+def _required(node: dict[str, Any]) -> list[str]:
+    # ``else`` counts: the multi-shot fields that would make the text-to-video ``if`` hold are
+    # never generated.
+    return [*node.get("required", []), *node.get("else", {}).get("required", [])]
+
+
+@cache
+def _alphabet_for(pattern: str, visible: bool = False) -> st.SearchStrategy[str]:
+    """Letters of many scripts, emoji, punctuation and the white space ``pattern`` allows."""
+    rx = re.compile(pattern)
+    controls = [c for c in map(chr, range(128)) if c.isspace() and not c.isprintable()]
+    return st.one_of(
+        st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
+        st.characters(categories=["L", "M"]),
+        st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),  # emoji
+        st.characters(categories=["P"]),
+        st.sampled_from([" ", *controls]),
+    ).filter(lambda c: rx.search(c) is not None and not (visible and c.isspace()))
+
+
+@st.composite
+def _texts(draw: st.DrawFn, chars: _Chars, size: range, visible: _Chars | None = None) -> str:
+    """Text of a length in ``size``; with ``visible``, one of its characters is not white space.
+
+    Hypothesis cannot draw thousands of characters one by one, so a long text repeats a piece.
+    """
+    room = min(size.stop - 1 - (visible is not None), _PIECE)
+    text = draw(st.text(chars, min_size=int(visible is None and size.start > 0), max_size=room))
+    if visible is not None:
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(visible) + text[at:]
+    if text and (len(text) < size.start or draw(st.integers(0, 3)) == 0):
+        target = draw(st.integers(max(size.start, len(text)), size.stop - 1))
+        text = (text * -(-target // len(text)))[:target]
+    return text
+
+
+def _tokens(min_size: int = 1, max_size: int | None = 16) -> st.SearchStrategy[str]:
+    return st.text(_SAFE, min_size=max(min_size, 1), max_size=max_size)
+
+
+def _numbers(node: dict[str, Any]) -> st.SearchStrategy[Any]:
+    low, high = node.get("minimum"), node.get("maximum")
+    ints = st.integers(None if low is None else math.ceil(low), high and math.floor(high))
+    if node.get("type") == "integer":
+        return ints
+    return ints | st.floats(low, high, allow_nan=False, allow_infinity=False)
+
+
+def _from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values valid for one schema node: enums, ranges, sizes and required keys from the node."""
+    node = resolve(node)
+    kind = node.get("type")
+    if "enum" in node:
+        return st.sampled_from(node["enum"])
+    if kind == "boolean":
+        return st.booleans()
+    if kind in ("integer", "number"):
+        return _numbers(node)
+    if kind == "array":
+        items = _from_schema(node["items"])
+        return st.lists(items, min_size=node.get("minItems", 0), max_size=node.get("maxItems"))
+    if kind == "object":
+        props, need = node["properties"], node.get("required", [])
+        return st.fixed_dictionaries(
+            {k: _from_schema(props[k]) for k in need},
+            optional={k: _from_schema(v) for k, v in props.items() if k not in need},
+        )
+    if "x-kling-image" in node:  # an image: a URL with one of the documented formats
+        formats = st.sampled_from(node["x-kling-image"]["formats"])
+        return st.builds("https://example.com/{}.{}".format, _tokens(), formats)
+    if "pattern" in node:
+        size = range(node.get("minLength", 0), node["maxLength"] + 1)
+        return _texts(_alphabet_for(node["pattern"]), size)
+    return _tokens(node.get("minLength", 1), node.get("maxLength"))
+
+
+def _size_args(name: str, node: dict[str, Any], low: int, high: int | None, floor: int) -> range:
+    """Check ``min_size``/``max_size`` against a string schema; return the lengths allowed."""
+    limit: int = node["maxLength"]
+    least = max(node.get("minLength", 0), floor)
+    high = limit if high is None else high
+    if low < least:
+        raise InvalidArgument(f"{name}: min_size={low} is below the contract's minimum {least}")
+    if high > limit:
+        raise InvalidArgument(f"{name}: max_size={high} is above the contract's maxLength {limit}")
+    if low > high:
+        raise InvalidArgument(f"{name}: min_size={low} is greater than max_size={high}")
+    return range(low, high + 1)
+
+
+def prompts(
+    *, min_size: int = 1, max_size: int | None = None, alphabet: Alphabet | None = None
+) -> st.SearchStrategy[str]:
+    """Return a strategy of prompts the contract accepts.
+
+    Each has ``min_size``..``max_size`` code points (``max_size`` defaults to, and may not
+    exceed, the Prompt ``maxLength``), matches the Prompt pattern and has a visible character.
+    ``alphabet`` (a string or a strategy of characters) replaces the default mix of scripts,
+    emoji, punctuation and allowed white space; drawn characters the pattern refuses are dropped.
+    """
+    node = field(_request(T2V), "prompt")
+    size = _size_args("prompts", node, min_size, max_size, floor=1)
+    rx = re.compile(node["pattern"])
+    if alphabet is None:
+        return _texts(_alphabet_for(rx.pattern), size, _alphabet_for(rx.pattern, True))
+    if isinstance(alphabet, str):
+        bad = sorted({c for c in alphabet if rx.search(c) is None})
+        if bad or alphabet.isspace() or not alphabet:
+            raise InvalidArgument(f"prompts: alphabet needs a visible character; refused: {bad!r}")
+        alphabet = st.sampled_from(sorted(set(alphabet)))
+    chars = alphabet.filter(lambda c: len(c) == 1 and rx.search(c) is not None)
+    return _texts(chars, size, chars.filter(lambda c: not c.isspace()))
+
+
+def negative_prompts(*, max_size: int | None = None) -> st.SearchStrategy[str]:
+    """Return a strategy of negative prompts (possibly empty) within the NegativePrompt limits."""
+    node = field(_request(T2V), "negative_prompt")
+    size = _size_args("negative_prompts", node, node.get("minLength", 0), max_size, floor=0)
+    return _texts(_alphabet_for(node["pattern"]), size)
+
+
+def external_task_ids() -> st.SearchStrategy[str]:
+    """Return a strategy of unique-ish ``external_task_id`` values such as ``order-<32 hex>``.
+
+    They come from random UUIDs, so repeats are unlikely but possible: use
+    ``st.lists(external_task_ids(), unique=True)`` when a test needs several distinct ids.
+    """
+    limit: int = field(_request(T2V), "external_task_id")["maxLength"]
+    prefixes = st.sampled_from(("order", "job", "run", "batch"))
+    return st.builds(lambda p, u: f"{p}-{u.hex}"[:limit], prefixes, st.uuids())
+
+
+@st.composite
+def _configured_cameras(draw: st.DrawFn, types: tuple[str, ...]) -> Body:
+    axes = {k: resolve(v) for k, v in schema("CameraConfig")["properties"].items()}
+    moving = draw(st.sampled_from(sorted(axes)))
+    amount = draw(_numbers(axes[moving]).filter(lambda v: v != 0))
+    zero_ok = {a for a, n in axes.items() if n.get("minimum", 0) <= 0 <= n.get("maximum", 0)}
+    still = sorted(zero_ok - {moving})
+    config = dict.fromkeys(draw(st.lists(st.sampled_from(still), unique=True)), 0)
+    return {"type": draw(st.sampled_from(types)), "config": {**config, moving: amount}}
+
+
+def camera_controls() -> st.SearchStrategy[Body]:
+    """Return a strategy of valid ``camera_control`` objects.
+
+    Types that need a config (``simple``) get one with exactly one non-zero axis within the axis
+    range, other axes absent or zero; the other types come without a config.
+    """
+    free, configured = _camera_types()
+    options: list[st.SearchStrategy[Body]] = []
+    if free:
+        options.append(st.sampled_from(free).map(lambda t: {"type": t}))
+    if configured:
+        options.append(_configured_cameras(configured))
+    return st.one_of(options)
+
+
+@cache
+def _field_values(family: str, name: str, models: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    node = field(_request(family), name)
+    special: dict[str, st.SearchStrategy[Any]] = {
+        "model_name": st.sampled_from(models),
+        "external_task_id": external_task_ids(),
+        "callback_url": st.builds("https://example.com/hooks/{}".format, _tokens()),
+        "camera_control": camera_controls(),
+    }
+    if name == "prompt":  # a prompt needs a visible character
+        size = range(max(node.get("minLength", 0), 1), node["maxLength"] + 1)
+        return _texts(_alphabet_for(node["pattern"]), size, _alphabet_for(node["pattern"], True))
+    return special[name] if name in special else _from_schema(node)
+
+
+@st.composite
+def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> Body:
+    request = _request(family)
+    props = schema(request)["properties"]
+    names = [n for n in props if n not in _NOT_GENERATED and not props[n].get("deprecated")]
+    chosen = set(draw(st.lists(st.sampled_from(names), unique=True)))
+    chosen |= {*_required(schema(request)), *(["model_name"] if models else [])}
+    if family == I2V:
+        keep = draw(st.sampled_from(((), *_EXCLUSIVE)))
+        chosen -= {f for group in _EXCLUSIVE if group != keep for f in group}
+        if not chosen & {"image", "image_tail"}:
+            chosen.add("image")
+    elif family == IMAGES:
+        chosen -= {"negative_prompt"} if "image" in chosen else {"image_reference"}
+    models = models or tuple(field(request, "model_name")["enum"])
+    body = {n: draw(_field_values(family, n, models)) for n in names if n in chosen}
+    # Values that depend on other fields: drawn among those the rules accept.
+    if "voice_list" in body:
+        body["sound"] = draw(st.sampled_from(_accepted(family, body, "sound")))
+    if family == IMAGES and "aspect_ratio" in body:
+        body["aspect_ratio"] = draw(st.sampled_from(_accepted(family, body, "aspect_ratio")))
+    return body
+
+
+def _valid(family: str, models: Sequence[str] | None) -> st.SearchStrategy[Body]:
+    known: list[str] = field(_request(family), "model_name")["enum"]
+    if models is not None and (isinstance(models, str) or not models):
+        raise InvalidArgument(f"models must be a non-empty list of model names; got {models!r}")
+    unknown = [m for m in models or () if m not in known]
+    if unknown:
+        raise InvalidArgument(f"unknown {family} model(s) {unknown}; known: {', '.join(known)}")
+    return _requests(family, None if models is None else tuple(models))
+
+
+def text2video_requests(*, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:
+    """Return a strategy of valid text-to-video bodies: a prompt and random optional fields.
+
+    ``models`` restricts ``model_name`` (then always present) to these contract models.
+    """
+    return _valid(T2V, models)
+
+
+def image2video_requests(*, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:
+    """Return a strategy of valid image-to-video bodies: ``image`` and/or ``image_tail`` URLs."""
+    return _valid(I2V, models)
+
+
+def image_generation_requests(*, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:
+    """Return a strategy of valid image-generation bodies: a prompt and random optional fields."""
+    return _valid(IMAGES, models)
+
+
+def _walk(node: dict[str, Any], value: Any, path: _Path = ()) -> Iterator[tuple[_Path, Any, Any]]:
+    """Every value in a body, depth first, with the resolved schema node that governs it."""
+    node = resolve(node)
+    yield path, node, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(node["properties"][key], item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(node["items"], item, (*path, i))
+
+
+def _breakable(body: Body, request: str) -> list[tuple[str, _Path]]:
+    """Every (rule, path) that one change of ``body`` can break without breaking another rule."""
+    out: list[tuple[str, _Path]] = []
+    for path, node, value in _walk(schema(request), body):
+        if isinstance(value, dict):
+            out += [("required", (*path, k)) for k in _required(node) if k in value]
+            if node.get("additionalProperties") is False:
+                out.append(("unknown_field", path))
+        if not path:
+            continue
+        # A bad sound next to voices would break the voice rule too; a wrong type, the enum.
+        if "enum" in node and not (path == ("sound",) and body.get("voice_list")):
+            out.append(("enum", path))
+        elif "type" in node and "enum" not in node:
+            out.append(("type", path))
+        if isinstance(value, str) and "maxLength" in node and "x-kling-image" not in node:
+            out.append(("maxLength", path))  # images are left alone: their limit is megabytes
+        if path == ("prompt",) and isinstance(value, str):
+            out.append(("pattern", path))
+        # Moving a still camera axis (a zero) would break the one-axis rule as well.
+        still = value == 0 and path[:2] == ("camera_control", "config")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and not still and ("minimum" in node or "maximum" in node):
+            out.append(("range", path))
+    return out
+
+
+def _broken_value(draw: st.DrawFn, rule: str, node: dict[str, Any], value: Any) -> Any:
+    """A replacement for ``value`` that breaks ``rule`` of ``node`` and nothing else."""
+    if rule == "maxLength":
+        return value + "x" * (node["maxLength"] - len(value) + draw(st.integers(1, 8)))
+    if rule == "enum":
+        near = st.sampled_from(node["enum"]).map(lambda v: str(v).upper())
+        return draw((near | _tokens(1, 24)).filter(lambda v: v not in node["enum"]))
+    if rule == "type" and isinstance(value, str):
+        return draw(st.integers() | st.booleans() | st.none())
+    if rule == "type":
+        return draw(st.just(json.dumps(value)) | st.none())
+    if rule == "range":
+        integral = node.get("type") == "integer"
+        step = draw(
+            st.integers(1, 1000) if integral else st.integers(1, 1000) | st.floats(1e-3, 1e6)
+        )
+        above = "minimum" not in node or ("maximum" in node and draw(st.booleans()))
+        out_of_range = node["maximum"] + step if above else node["minimum"] - step
+        assume(not node.get("minimum", out_of_range) <= out_of_range <= node["maximum"])
+        return out_of_range
+    # pattern: a control character the pattern refuses (not white space, so the prompt keeps a
+    # visible character), inserted, or in place of another at the length limit.
+    rx = re.compile(node["pattern"])
+    refused = [c for c in map(chr, range(128)) if rx.search(c) is None and not c.isspace()]
+    bad = draw(st.sampled_from(refused))
+    at = draw(st.integers(0, len(value) - 1))
+    return value[:at] + bad + value[at + (len(value) >= node["maxLength"]) :]
+
+
+@st.composite
+def _invalid(draw: st.DrawFn, family: str) -> InvalidRequest:
+    request = _request(family)
+    body = copy.deepcopy(draw(_requests(family, None)))
+    options = _breakable(body, request)
+    rule = draw(st.sampled_from(sorted({r for r, _ in options})))
+    path = draw(st.sampled_from([p for r, p in options if r == rule]))
+    nodes = {p: (n, v) for p, n, v in _walk(schema(request), body)}
+    node, value = nodes[path]
+    if rule == "unknown_field":
+        typos = st.sampled_from(sorted(node["properties"])).map(lambda k: k[:-1])
+        names = typos | st.from_regex(r"[a-z][a-z0-9_]{0,19}", fullmatch=True)
+        key = draw(names.filter(lambda k: k and k not in node["properties"]))
+        value[key] = draw(st.booleans() | st.integers() | _tokens())
+        path = (*path, key)
+    elif rule == "required":
+        del nodes[path[:-1]][1][path[-1]]
+    else:
+        nodes[path[:-1]][1][path[-1]] = _broken_value(draw, rule, node, value)
+    return InvalidRequest(body=body, field=field_path(path), rule=rule)
+
+
+def invalid_text2video_requests() -> st.SearchStrategy[InvalidRequest]:
+    """Return a strategy of :class:`InvalidRequest`: a valid text-to-video body, one rule broken."""
+    return _invalid(T2V)
+
+
+def invalid_image2video_requests() -> st.SearchStrategy[InvalidRequest]:
+    """Return a strategy of :class:`InvalidRequest`: a valid image-to-video body, 1 rule broken."""
+    return _invalid(I2V)
+
+
+def invalid_image_generation_requests() -> st.SearchStrategy[InvalidRequest]:
+    """Return a strategy of :class:`InvalidRequest`: a valid image-generation body, one broken."""
+    return _invalid(IMAGES)

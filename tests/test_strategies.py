@@ -1,0 +1,194 @@
+"""Properties of the Hypothesis strategies: valid bodies pass the contract check, invalid ones
+break exactly one rule, and every limit they use is the one in the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from kling_testkit import strategies as ks
+from kling_testkit.codes import ErrorCode
+from kling_testkit.spec import (
+    ContractViolation,
+    check_request,
+    defaults,
+    families,
+    field,
+    openapi,
+    schema,
+)
+from kling_testkit.spec.document import SPEC_URI, resolve
+
+SETTINGS = settings(max_examples=60, deadline=None)
+T2V = families()["text2video"].request_schema
+PROMPT = field(T2V, "prompt")
+IMAGE = families()["image_generation"].request_schema
+IMAGE_DEFAULTS = defaults(IMAGE)
+VALID = {
+    "text2video": ks.text2video_requests,
+    "image2video": ks.image2video_requests,
+    "image_generation": ks.image_generation_requests,
+}
+INVALID = {
+    "text2video": ks.invalid_text2video_requests,
+    "image2video": ks.invalid_image2video_requests,
+    "image_generation": ks.invalid_image_generation_requests,
+}
+# How a JSON Schema keyword is named in InvalidRequest.rule.
+RULE_OF = {"minimum": "range", "maximum": "range", "additionalProperties": "unknown_field"}
+
+
+def schema_errors(family: str, body: dict[str, Any]) -> list[Any]:
+    """Every JSON Schema error of ``body`` against the family's request schema."""
+    resource = Resource.from_contents(openapi(), default_specification=DRAFT202012)
+    ref = {"$ref": f"{SPEC_URI}#/components/schemas/{families()[family].request_schema}"}
+    validator = Draft202012Validator(ref, registry=Registry().with_resource(SPEC_URI, resource))
+    return list(validator.iter_errors(body))
+
+
+def models(family: str) -> list[str]:
+    return list(field(families()[family].request_schema, "model_name")["enum"])
+
+
+@pytest.mark.parametrize("family", sorted(VALID))
+@SETTINGS
+@given(data=st.data())
+def test_valid_bodies_pass_the_contract(family: str, data: st.DataObject) -> None:
+    body = data.draw(VALID[family]())
+    check_request(family, body)
+    assert not schema_errors(family, body)
+
+
+@pytest.mark.parametrize("family", sorted(VALID))
+@SETTINGS
+@given(data=st.data())
+def test_models_restrict_model_name(family: str, data: st.DataObject) -> None:
+    chosen = data.draw(st.lists(st.sampled_from(models(family)), min_size=1, unique=True))
+    body = data.draw(VALID[family](models=chosen))
+    assert body["model_name"] in chosen
+    check_request(family, body)
+
+
+@SETTINGS
+@given(body=ks.image_generation_requests(models=[IMAGE_DEFAULTS["model_name"]]))
+def test_default_image_model_gets_only_its_aspect_ratios(body: dict[str, Any]) -> None:
+    check_request("image_generation", body)
+    if "aspect_ratio" in body:
+        assert body["aspect_ratio"] in field(IMAGE, "aspect_ratio")["enum"]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_prompts_respect_sizes_and_pattern(data: st.DataObject) -> None:
+    high = data.draw(st.integers(1, PROMPT["maxLength"]))
+    low = data.draw(st.integers(1, min(high, 40)))
+    prompt = data.draw(ks.prompts(min_size=low, max_size=high))
+    assert low <= len(prompt) <= high
+    assert re.search(PROMPT["pattern"], prompt)
+    assert prompt.strip()
+    check_request("text2video", {"prompt": prompt})
+
+
+@SETTINGS
+@given(
+    a=ks.prompts(alphabet=" \tab"),
+    b=ks.prompts(alphabet=st.characters(codec="ascii"), max_size=30),
+)
+def test_prompts_alphabet(a: str, b: str) -> None:
+    assert set(a) <= set(" \tab") and a.strip()
+    assert len(b) <= 30 and b.strip() and re.search(PROMPT["pattern"], b)
+
+
+@SETTINGS
+@given(negative=ks.negative_prompts(), short=ks.negative_prompts(max_size=5))
+def test_negative_prompts(negative: str, short: str) -> None:
+    assert len(short) <= 5
+    assert len(negative) <= field(T2V, "negative_prompt")["maxLength"]
+    check_request("text2video", {"prompt": "p", "negative_prompt": negative})
+
+
+@SETTINGS
+@given(control=ks.camera_controls())
+def test_camera_controls(control: dict[str, Any]) -> None:
+    check_request("text2video", {"prompt": "p", "camera_control": control})
+    axes = schema("CameraConfig")["properties"]
+    if "config" in control:
+        moving = [a for a, v in control["config"].items() if v != 0]
+        assert len(moving) == 1
+        node = resolve(axes[moving[0]])
+        assert node["minimum"] <= control["config"][moving[0]] <= node["maximum"]
+
+
+@SETTINGS
+@given(ids=st.lists(ks.external_task_ids(), min_size=2, max_size=5))
+def test_external_task_ids(ids: list[str]) -> None:
+    for value in ids:
+        assert len(value) <= field(T2V, "external_task_id")["maxLength"]
+        check_request("text2video", {"prompt": "p", "external_task_id": value})
+
+
+@pytest.mark.parametrize("family", sorted(INVALID))
+@SETTINGS
+@given(data=st.data())
+def test_invalid_bodies_break_exactly_one_rule(family: str, data: st.DataObject) -> None:
+    invalid = data.draw(INVALID[family]())
+    with pytest.raises(ContractViolation) as caught:
+        check_request(family, invalid.body)
+    assert caught.value.field == invalid.field
+    model_error = invalid.rule == "enum" and invalid.field == "model_name"
+    expected = ErrorCode.RESOURCE_NOT_FOUND if model_error else ErrorCode.INVALID_VALUE
+    assert caught.value.code == expected
+    (error,) = schema_errors(family, invalid.body)
+    assert RULE_OF.get(str(error.validator), str(error.validator)) == invalid.rule
+
+
+@pytest.mark.parametrize("family", sorted(INVALID))
+def test_every_rule_is_generated(family: str) -> None:
+    seen: set[str] = set()
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @given(invalid=INVALID[family]())
+    def collect(invalid: ks.InvalidRequest) -> None:
+        seen.add(invalid.rule)
+
+    collect()
+    rules = {"maxLength", "enum", "type", "range", "unknown_field", "required", "pattern"}
+    assert seen == rules
+
+
+def test_prompt_max_length_is_the_documents() -> None:
+    limit = field("Text2VideoRequest", "prompt")["maxLength"]
+    longest = find(ks.prompts(min_size=limit), lambda _: True, settings=settings(database=None))
+    assert len(longest) == limit
+    with pytest.raises(InvalidArgument, match=str(limit)):
+        ks.prompts(max_size=limit + 1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ks.prompts(max_size=PROMPT["maxLength"] + 1),
+        lambda: ks.prompts(min_size=5, max_size=4),
+        lambda: ks.prompts(min_size=0),
+        lambda: ks.prompts(alphabet="ab\x00"),
+        lambda: ks.prompts(alphabet=" \t"),
+        lambda: ks.negative_prompts(max_size=field(T2V, "negative_prompt")["maxLength"] + 1),
+        lambda: ks.text2video_requests(models=["kling-nope"]),
+        lambda: ks.text2video_requests(models=[]),
+        lambda: ks.image2video_requests(models=models("image2video")[0]),
+        lambda: ks.image_generation_requests(
+            models=sorted(set(models("image2video")) - set(models("image_generation")))
+        ),
+    ],
+)
+def test_arguments_are_checked_eagerly(make: Any) -> None:
+    with pytest.raises(InvalidArgument):
+        make()
