@@ -116,3 +116,54 @@ def test_a_target_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
         KlingClient(credentials=CREDS)
     monkeypatch.setenv("KLING_BASE_URL", "http://127.0.0.1:9/")
     assert KlingClient(credentials=CREDS).base_url == "http://127.0.0.1:9"
+
+
+def test_retry_after_is_honoured_before_backoff() -> None:
+    from kling_testkit.errors import RateLimitError
+    from kling_testkit.retry import RetryPolicy
+
+    policy = RetryPolicy(attempts=3, backoff=2, max_backoff=10)
+    limited = RateLimitError(1303, "busy", 429, "r", retry_after=7)
+    assert policy.delay(limited, 1) == 7
+    unlimited = RateLimitError(1303, "busy", 429, "r")
+    waits = [policy.delay(unlimited, n) for n in (1, 2, 3, 4, 5) for _ in range(50)]
+    assert all(0 <= w <= 10 for w in waits)
+    assert max(policy.delay(unlimited, 1) for _ in range(200)) <= 2
+    assert len(set(waits)) > 100  # jittered, not a fixed schedule
+
+
+def test_retries_are_bounded_and_only_for_retryable_codes(
+    mock_client: KlingClient, backend: Backend
+) -> None:
+    from kling_testkit.retry import RetryPolicy
+
+    backend.add_rules([{"action": {"type": "error", "code": 5000}}])
+    mock_client.retry = RetryPolicy(attempts=3)
+    with pytest.raises(KlingError):
+        mock_client.text2video("x")
+    assert [e["code"] for e in backend.journal.snapshot()["entries"]] == [5000, 5000, 5000]
+    backend.clear_rules()
+    backend.add_rules([{"action": {"type": "error", "code": 1201}}])
+    with pytest.raises(InvalidRequestError):
+        mock_client.text2video("x")
+    assert len(backend.journal.snapshot()["entries"]) == 4  # a 400 is not retried
+
+
+def test_an_expired_token_is_signed_again_once(mock_client: KlingClient, backend: Backend) -> None:
+    backend.add_rules([{"action": {"type": "error", "code": 1004}, "times": 1}])
+    assert mock_client.list_tasks("text2video") == []
+    assert [e["code"] for e in backend.journal.snapshot()["entries"]] == [1004, 0]
+
+
+def test_budget_refuses_overspending_and_refunds_failures() -> None:
+    from decimal import Decimal
+
+    from kling_testkit.budget import Budget, BudgetExceeded
+
+    budget = Budget(limit=4)
+    assert budget.reserve("text2video", {"prompt": "a", "model_name": "kling-v1-6"}) == 2
+    with pytest.raises(BudgetExceeded, match=r"costs 3\.5 units; 2 of 4"):
+        budget.reserve("text2video", {"prompt": "a", "mode": "pro"})
+    budget.refund(Decimal(2))
+    assert budget.remaining == 4
+    assert budget.price("text2video", {"prompt": "a", "mode": "nonsense"}) == 0
