@@ -19,6 +19,7 @@ CREDS = Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
 T2V = "/v1/videos/text2video"
 I2V = "/v1/videos/image2video"
 IMAGES = "/v1/images/generations"
+PROMPT = "a lighthouse in a storm, waves crashing"
 
 # Fixed timings (no spread) so tests can step the clock to exact status boundaries; room for
 # many parallel tasks so only the limit tests meet the limits.
@@ -51,8 +52,35 @@ def make_app() -> Callable[..., Flask]:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app()
+def app(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Flask:
+    """The mock app, on the config overrides a test passes through :func:`with_config`."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return make_app(**overrides)
+
+
+def with_config(**overrides: Any) -> pytest.MarkDecorator:
+    """Build this test's ``app`` (and so client, backend, live_server) on these overrides."""
+    return pytest.mark.parametrize("app", [overrides], indirect=True, ids=["config"])
+
+
+def create(
+    client: FlaskClient,
+    auth: dict[str, str],
+    path: str = T2V,
+    scenario: str | None = None,
+    **body: Any,
+) -> Any:
+    """POST a create (default prompt, optional X-Mock-Scenario) and return the response."""
+    headers = {**auth, **({"X-Mock-Scenario": scenario} if scenario else {})}
+    return client.post(path, json={"prompt": PROMPT, **body}, headers=headers)
+
+
+def accepted(response: Any) -> str:
+    """The task id of a successful create response."""
+    assert response.status_code == 200, response.json
+    assert response.json["code"] == 0, response.json
+    task_id: str = response.json["data"]["task_id"]
+    return task_id
 
 
 @pytest.fixture
@@ -77,7 +105,7 @@ def submit(client: FlaskClient, auth: dict[str, str]) -> Callable[..., dict[str,
     """POST a create body to a family path and return the created task's data (asserts 200)."""
 
     def post(path: str = T2V, **body: Any) -> dict[str, Any]:
-        body.setdefault("prompt", "a lighthouse in a storm, waves crashing")
+        body.setdefault("prompt", PROMPT)
         response = client.post(path, json=body, headers=auth)
         assert response.status_code == 200, response.json
         data: dict[str, Any] = response.json["data"]  # type: ignore[index]

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.pricing import units
 from kling_testkit.spec import ContractViolation, check_request, families, field, validate
-from tests.conftest import CREDS, I2V, IMAGES, T2V
+from tests.conftest import CREDS, I2V, IMAGES, PROMPT, T2V, accepted, create, with_config
 
-PROMPT = "a lighthouse in a storm, waves crashing"
 IMAGE_URL = "https://example.com/reference.png"
 DAY = 86400
 T2V_SECONDS = 10 + 120  # default text2video timing (kling-v1 std 5 s): queued + processing
 ALL_DONE = 2 * DAY  # long past the end of any task these tests create
 BIG_MS = 10**13
-
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Flask:
-    """The mock app, with the config overrides a test passes through ``with_config``."""
-    overrides: dict[str, Any] = getattr(request, "param", {})
-    return make_app(**overrides)
-
-
-def with_config(**overrides: Any) -> pytest.MarkDecorator:
-    """Build this test's ``app`` (and so client and auth's account) on these overrides."""
-    return pytest.mark.parametrize("app", [overrides], indirect=True, ids=["config"])
 
 
 def with_packs(*packs: dict[str, Any]) -> pytest.MarkDecorator:
@@ -42,24 +27,6 @@ def with_packs(*packs: dict[str, Any]) -> pytest.MarkDecorator:
 
 def pack(name: str, kind: str, total: float, **extra: Any) -> dict[str, Any]:
     return {"name": name, "kind": kind, "total": total, **extra}
-
-
-def create(
-    client: FlaskClient,
-    auth: dict[str, str],
-    path: str = T2V,
-    scenario: str | None = None,
-    **body: Any,
-) -> Any:
-    headers = {**auth, **({"X-Mock-Scenario": scenario} if scenario else {})}
-    return client.post(path, json={"prompt": PROMPT, **body}, headers=headers)
-
-
-def accepted(response: Any) -> str:
-    assert response.status_code == 200, response.json
-    assert response.json["code"] == 0, response.json
-    task_id: str = response.json["data"]["task_id"]
-    return task_id
 
 
 def no_units(response: Any) -> str:

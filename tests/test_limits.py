@@ -3,59 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 import requests
-from flask import Flask
 from flask.testing import FlaskClient
 
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.codes import ErrorCode
 from kling_testkit.credentials import Credentials
 from mock_server import Backend
-from tests.conftest import CREDS, I2V, IMAGES, T2V
+from tests.conftest import CREDS, I2V, IMAGES, T2V, accepted, create, with_config
 
-PROMPT = "a lighthouse in a storm, waves crashing"
 IMAGE_URL = "https://example.com/first-frame.png"
 T2V_SECONDS = 10 + 120  # default text2video timing: queued + processing
 OTHER = Credentials("other-access-key", "other-secret-key-" + "x" * 32)
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask], request: pytest.FixtureRequest) -> Flask:
-    """The mock app, with the config overrides a test passes through ``with_config``."""
-    overrides: dict[str, Any] = getattr(request, "param", {})
-    return make_app(**overrides)
-
-
-def with_config(**overrides: Any) -> pytest.MarkDecorator:
-    """Build this test's ``app`` (and so client, backend, live_server) on these overrides."""
-    return pytest.mark.parametrize("app", [overrides], indirect=True, ids=["config"])
-
-
 def account(name: str, creds: Credentials, **extra: Any) -> dict[str, Any]:
     return {"name": name, "access_key": creds.access_key, "secret_key": creds.secret_key, **extra}
-
-
-def create(
-    client: FlaskClient,
-    auth: dict[str, str],
-    path: str = T2V,
-    scenario: str | None = None,
-    **body: Any,
-) -> Any:
-    headers = {**auth, **({"X-Mock-Scenario": scenario} if scenario else {})}
-    return client.post(path, json={"prompt": PROMPT, **body}, headers=headers)
-
-
-def accepted(response: Any) -> str:
-    assert response.status_code == 200, response.json
-    assert response.json["code"] == 0, response.json
-    task_id: str = response.json["data"]["task_id"]
-    return task_id
 
 
 def refused(response: Any, code: ErrorCode) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,13 +11,12 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import Credentials
 from mock_server import Backend
-from tests.conftest import CREDS, T2V
+from tests.conftest import CREDS, T2V, Receiver
 
 HEADER = "X-Mock-Scenario"
 PROMPT = "a lighthouse in a storm, waves crashing"
@@ -80,35 +78,6 @@ def fetch(client: FlaskClient, url: str) -> TestResponse:
 def scenarios(client: FlaskClient) -> dict[str, str]:
     data: dict[str, str] = client.get("/__mock/scenarios").json["data"]  # type: ignore[index]
     return data
-
-
-class Hook:
-    """A loopback endpoint that records the POSTs it receives."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.url = ""
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        size = int(environ.get("CONTENT_LENGTH") or 0)
-        if environ["REQUEST_METHOD"] == "POST":
-            self.bodies.append(environ["wsgi.input"].read(size))
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    found = Hook()
-    server = make_server("127.0.0.1", 0, found, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    found.url = f"http://127.0.0.1:{server.server_port}/hook"
-    try:
-        yield found
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 # -- the list --------------------------------------------------------------------------------
@@ -286,18 +255,18 @@ def test_expire_fast_result_url_stops_working_a_minute_after_success(
 
 
 def test_callback_lost_drops_every_callback_of_the_task(
-    client: FlaskClient, auth: dict[str, str], hook: Hook
+    client: FlaskClient, auth: dict[str, str], receiver: Receiver
 ) -> None:
-    lost_id = created_id(create(client, auth, "callback-lost", callback_url=hook.url))
+    lost_id = created_id(create(client, auth, "callback-lost", callback_url=receiver.url))
     advance(client, 200)
     found = client.get("/__mock/callbacks", query_string={"task_id": lost_id})
     attempts = found.json["data"]["attempts"]  # type: ignore[index]
     assert [a["task_status"] for a in attempts] == ["submitted", "processing", "succeed"]
     assert {a["outcome"] for a in attempts} == {"dropped"}
-    assert hook.bodies == []
-    kept_id = created_id(create(client, auth, callback_url=hook.url))  # the hook does work
+    assert receiver.calls == []
+    kept_id = created_id(create(client, auth, callback_url=receiver.url))  # the hook does work
     advance(client, 0)
-    assert [b for b in hook.bodies if kept_id.encode() in b] != []
+    assert [c for c in receiver.calls if kept_id.encode() in c["body"]] != []
 
 
 # -- transport (a real socket) ---------------------------------------------------------------
