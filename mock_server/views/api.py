@@ -16,7 +16,7 @@ from mock_server.views.common import backend, json_body
 def make_blueprint() -> Blueprint:
     """Routes for every family in the contract and the account, behind the request checks."""
     bp = Blueprint("api", __name__)
-    bp.before_request(check_request)
+    bp.before_request(screen_request)
     for family in families().values():
         defaults = {"family": family.name}
         bp.add_url_rule(
@@ -36,7 +36,7 @@ def make_blueprint() -> Blueprint:
     return bp
 
 
-def check_request() -> Response | None:
+def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
     g.account = mock.authenticate(request.headers.get("Authorization"))
