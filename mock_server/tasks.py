@@ -28,13 +28,13 @@ class Task:
     run_s: float  # seconds in "processing"
     result_ids: tuple[str, ...]  # video ids (one per video); images use indexes
     seq: int  # creation order, to break ties in "newest first"
+    base_url: str  # host the client used; result URLs point there
+    result_ttl_s: float  # how long result URLs work after the task ends
     outcome: str = SUCCEED
     status_msg: str = ""
     cost: Decimal = Decimal(0)  # units deducted if it succeeds
     slots: int = 1  # concurrency slots held while it runs
     pack_id: str | None = None
-    base_url: str = "http://127.0.0.1"  # host the client used; result URLs point there
-    result_ttl_s: float = 30 * 86400.0
     callback_fault: dict[str, Any] | None = None
 
     @property

@@ -13,6 +13,7 @@ from mock_server.scenarios import SCENARIOS
 from mock_server.views.common import backend, json_body
 
 bp = Blueprint("control", __name__, url_prefix="/__mock")
+MAX_ADVANCE_S = 10 * 365 * 86400.0  # one call may move the clock at most ten years
 
 
 def _clock() -> dict[str, Any]:
@@ -52,9 +53,9 @@ def advance() -> Response:
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise invalid('expected {"seconds": N} with N a number >= 0')
-    if not 0 <= seconds <= 10 * 365 * 86400:
+    if not 0 <= seconds <= MAX_ADVANCE_S:
         raise invalid(
-            f"seconds must be between 0 and {10 * 365 * 86400} (ten years); got {seconds}"
+            f"seconds must be between 0 and {MAX_ADVANCE_S:.0f} (ten years); got {seconds}"
         )
     backend().advance(float(seconds))
     return ok(_clock())
