@@ -65,7 +65,7 @@ class Backend:
             self.rules.add(rule)
         self._seq = 0
         self._packs = {a.name: credits.place(a.name, a.packs, start) for a in config.accounts}
-        self._running: dict[str, list[Task]] = {}
+        self._running: dict[tuple[str, str], limits.Running] = {}  # (account, kind)
         self._windows: dict[str, limits.RateWindow] = {}
         self._gates: dict[tuple[str, str], float | None] = {}  # once-scenarios: release time
         self.url_key = signing.signing_key(config.seed)
@@ -320,8 +320,8 @@ class Backend:
                 callback_fault=effects.callback_fault,
             )
             self.store.add(task)
-            pack.charged.append(task)
-            self._running.setdefault(account.name, []).append(task)
+            pack.charge(task)
+            self._running.setdefault((account.name, kind), limits.Running()).add(task)
         if "callback_url" in params:
             self.callbacks.schedule(task)
         return task
@@ -330,12 +330,10 @@ class Backend:
         limit = (account.concurrency or self.config.concurrency).get(kind)
         if limit is None:
             return
-        running = [t for t in self._running.get(account.name, []) if now < t.ends_at]
-        self._running[account.name] = running  # ended tasks never run again: prune them
-        same_kind = [t for t in running if pack_kind(t.family) == kind]
-        if limits.slots_in_use(same_kind, now) + need <= limit:
+        running = self._running.setdefault((account.name, kind), limits.Running())
+        if running.in_use(now) + need <= limit:
             return
-        wait = limits.wait_for_slots(same_kind, now, need, limit)
+        wait = limits.wait_for_slots(running.tasks(now), now, need, limit)
         raise ApiError(
             ErrorCode.CONCURRENCY_LIMITED,
             f"parallel task over resource pack limit ({limit} {kind} slots; this task "

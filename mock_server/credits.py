@@ -9,6 +9,7 @@ same units.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,13 +20,19 @@ from mock_server.tasks import SUCCEED, Task, to_ms
 
 @dataclass
 class PackState:
-    """A pack placed on the mock's timeline, with the tasks charged to it."""
+    """A pack placed on the mock's timeline, with the tasks charged to it.
+
+    Charges wait in a heap until their task ends; mock time only moves forward, so each is
+    settled once (kept if the task succeeded, dropped if it failed) and every query is cheap.
+    """
 
     pack: Pack
     account: str
     effective_at: float
     invalid_at: float
-    charged: list[Task] = field(default_factory=list)
+    _inflight: list[tuple[float, int, Task]] = field(default_factory=list)
+    _reserved: Decimal = Decimal(0)
+    _settled: Decimal = Decimal(0)
 
     @property
     def pack_id(self) -> str:
@@ -35,13 +42,25 @@ class PackState:
     def online(self, now: float) -> bool:
         return self.effective_at <= now < self.invalid_at
 
+    def charge(self, task: Task) -> None:
+        """Reserve a new task's cost on this pack until the task ends."""
+        heapq.heappush(self._inflight, (task.ends_at, task.seq, task))
+        self._reserved += task.cost
+
+    def _settle(self, now: float) -> None:
+        while self._inflight and self._inflight[0][0] <= now:
+            task = heapq.heappop(self._inflight)[2]
+            self._reserved -= task.cost
+            if task.outcome == SUCCEED:
+                self._settled += task.cost
+
     def consumed(self, now: float) -> Decimal:
-        return sum(
-            (t.cost for t in self.charged if t.outcome == SUCCEED and t.ends_at <= now), Decimal(0)
-        )
+        self._settle(now)
+        return self._settled
 
     def reserved(self, now: float) -> Decimal:
-        return sum((t.cost for t in self.charged if now < t.ends_at), Decimal(0))
+        self._settle(now)
+        return self._reserved
 
     def remaining(self, now: float) -> Decimal:
         return max(Decimal(0), Decimal(str(self.pack.total)) - self.consumed(now))

@@ -6,6 +6,7 @@ mock's clock, the same request gets through (unless something else changed meanw
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -29,8 +30,30 @@ class RateWindow:
         return None
 
 
-def slots_in_use(running: Iterable[Task], now: float) -> int:
-    return sum(t.slots for t in running if t.created_at <= now < t.ends_at)
+class Running:
+    """The tasks of one account and pack kind that hold slots, soonest-ending first.
+
+    Mock time only moves forward, so a task that has ended is dropped for good: each check
+    costs O(log n) however many tasks the account ever ran.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Task]] = []
+        self._slots = 0
+
+    def add(self, task: Task) -> None:
+        heapq.heappush(self._heap, (task.ends_at, task.seq, task))
+        self._slots += task.slots
+
+    def in_use(self, now: float) -> int:
+        """Slots held at ``now``."""
+        while self._heap and self._heap[0][0] <= now:
+            self._slots -= heapq.heappop(self._heap)[2].slots
+        return self._slots
+
+    def tasks(self, now: float) -> list[Task]:
+        self.in_use(now)
+        return [task for _, _, task in self._heap]
 
 
 def wait_for_slots(running: Iterable[Task], now: float, need: int, limit: int) -> float | None:
