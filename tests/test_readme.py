@@ -1,0 +1,49 @@
+"""The README stays true: its commands, fixtures, examples and scenarios exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kling_testkit import pytest_plugin
+from mock_server.scenarios import SCENARIOS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_first_screen_gives_the_two_commands() -> None:
+    first = "\n".join(README.splitlines()[:10])
+    assert "make demo" in first and "make test" in first
+
+
+def test_every_pitfall_example_is_listed_and_exists() -> None:
+    files = sorted(p.name for p in (ROOT / "tests" / "examples").glob("test_pitfall_*.py"))
+    assert len(files) == 10
+    assert files == sorted(set(re.findall(r"`(test_pitfall_\d\d_\w+\.py)`", README)))
+
+
+def test_first_example_is_taken_from_its_test_file() -> None:
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block is not None
+    source = (ROOT / "tests" / "examples" / "test_pitfall_01_async_jobs.py").read_text()
+    for name in re.findall(r"^def (\w+)", block.group(1), re.M):
+        assert f"def {name}(" in source
+
+
+def test_every_fixture_is_in_the_table() -> None:
+    fixtures = {n for n in dir(pytest_plugin) if n.startswith("kling_")}
+    assert fixtures == {
+        "kling_mock_server",
+        "kling_mock",
+        "kling_base_url",
+        "kling_credentials",
+        "kling_client",
+    }
+    for name in fixtures:
+        assert f"| `{name}` |" in README
+
+
+def test_every_scenario_is_documented() -> None:
+    for name in SCENARIOS:
+        assert f"| `{name}` |" in README
