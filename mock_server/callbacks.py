@@ -87,7 +87,20 @@ class Dispatcher:
                     if not self._queue or self._queue[0].due > now:
                         return
                     item = heapq.heappop(self._queue)
-                self._attempt(item)
+                try:
+                    self._attempt(item)
+                except Exception as exc:  # a bug here must not break the clock or the server
+                    self._backend.record_error(exc)
+                    self._record(
+                        {
+                            "task_id": item.task.task_id,
+                            "attempt": item.attempt,
+                            "at": to_ms(item.due),
+                            "error": repr(exc),
+                        },
+                        "error",
+                    )
+                    self._next_step(item, item.due)
 
     def _attempt(self, item: Delivery) -> None:
         task, settings = item.task, self._backend.config.callbacks

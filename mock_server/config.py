@@ -16,6 +16,7 @@ from typing import Any
 from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
 from kling_testkit.spec.validation import field_path
+from kling_testkit.webhooks import sign_webhook
 from mock_server.config_schema import VALIDATOR
 from mock_server.errors import ConfigError
 from mock_server.rules import Rule
@@ -177,6 +178,11 @@ class MockConfig:
             for family in getattr(self, key):
                 if family not in default_durations():
                     raise ConfigError(f"{key}: unknown family {family!r}")
+        if self.callbacks["secret"]:
+            try:
+                sign_webhook(self.callbacks["secret"], "probe", 0, "")
+            except ValueError as exc:
+                raise ConfigError(f"callbacks.secret: {exc}") from None
         for index, rule in enumerate(self.rules):
             try:
                 Rule.from_dict(rule)

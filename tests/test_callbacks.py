@@ -189,3 +189,9 @@ def test_real_clock_delivers_in_the_background(
         "processing",
         "succeed",
     ]
+
+
+def test_a_malformed_secret_is_refused_up_front(client: FlaskClient) -> None:
+    refused = client.patch("/__mock/config", json={"callbacks": {"secret": "whsec_abc"}})
+    assert (refused.status_code, refused.json["code"]) == (400, 1201)  # type: ignore[index]
+    assert "callbacks.secret" in refused.json["message"]  # type: ignore[index]
