@@ -112,6 +112,24 @@ class MockControl:
         data: list[dict[str, Any]] = self.call("GET", "tasks", params=params)
         return data
 
+    def accounts(self) -> list[dict[str, Any]]:
+        """Every account with its concurrency, slots in use and packs (remaining units)."""
+        data: list[dict[str, Any]] = self.call("GET", "accounts")
+        return data
+
+    def remaining_units(self, account: str = "default", kind: str = "video") -> float:
+        """Units left in an account's online packs of one kind."""
+        found = next((a for a in self.accounts() if a["name"] == account), None)
+        if found is None:
+            raise ControlError(f"no account {account!r}")
+        return float(
+            sum(
+                p["remaining_quantity"]
+                for p in found["packs"]
+                if p["status"] == "online" and p["kind"] == kind
+            )
+        )
+
     def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The journal of API requests, oldest first."""
         params = {} if limit is None else {"limit": limit}

@@ -377,6 +377,28 @@ class Backend:
         """The task object as the API shows it at mock time ``at`` (default now)."""
         return render.task(task, self.now() if at is None else at, self.media_url)
 
+    def accounts_view(self) -> list[dict[str, Any]]:
+        """Every account with its packs (documented shape) and the slots its tasks hold now."""
+        now = self.now()
+        with self._lock:
+            return [
+                {
+                    "name": account.name,
+                    "access_key": account.access_key,
+                    "concurrency": account.concurrency or self.config.concurrency,
+                    "slots_in_use": {
+                        kind: running.in_use(now)
+                        for (name, kind), running in self._running.items()
+                        if name == account.name
+                    },
+                    "packs": [
+                        {**s.to_api(now), "kind": s.pack.kind}
+                        for s in self._packs.get(account.name, [])
+                    ],
+                }
+                for account in self.config.accounts
+            ]
+
     def packs(self, account: Account, name: str | None = None) -> list[dict[str, Any]]:
         """The account's packs in the documented shape (optionally one pack by name)."""
         now = self.now()

@@ -105,6 +105,12 @@ def tasks() -> Response:
     )
 
 
+@bp.get("/accounts")
+def accounts() -> Response:
+    """Every account: access key (no secrets), concurrency, slots in use, packs and units."""
+    return ok(backend().accounts_view())
+
+
 @bp.get("/requests")
 def requests_journal() -> Response:
     """The journal of API requests, oldest first (``?limit=N`` keeps the newest N)."""

@@ -19,6 +19,8 @@ def test_a_budget_refuses_the_task_that_would_overspend(
     with pytest.raises(BudgetExceeded, match="7 of 7"):
         kling_client.text2video("shot three")  # 1 more unit would pass 7
     assert len(kling_mock.tasks()) == 2
+    kling_mock.clock.advance(3600)
+    assert kling_mock.remaining_units("default", "video") == 1000 - 7
 
 
 def test_a_failed_task_gives_its_units_back(
