@@ -46,8 +46,3 @@ class Journal:
             "dropped": dropped,
             "capacity": self._entries.maxlen,
         }
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._dropped = 0

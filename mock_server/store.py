@@ -26,8 +26,6 @@ class TaskStore(Protocol):
         """``limit`` tasks of one account and family, newest first, skipping ``offset``."""
         ...
 
-    def __len__(self) -> int: ...
-
 
 class InMemoryStore:
     """Tasks in dicts; not thread-safe by itself (the backend locks)."""
@@ -67,6 +65,3 @@ class InMemoryStore:
         ids = self._by_owner.get((account, family), [])
         end = len(ids) - offset  # newest first: count back from the end
         return [self._tasks[i] for i in reversed(ids[max(0, end - limit) : max(0, end)])]
-
-    def __len__(self) -> int:
-        return len(self._tasks)
