@@ -17,7 +17,7 @@ from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
 from kling_testkit.spec.validation import field_path
 from kling_testkit.webhooks import sign_webhook
-from mock_server.config_schema import VALIDATOR
+from mock_server.config_schema import validator
 from mock_server.errors import ConfigError
 from mock_server.rules import Rule
 
@@ -137,7 +137,7 @@ class MockConfig:
 
     def patched(self, changes: Mapping[str, Any]) -> MockConfig:
         """Return a copy with ``changes`` applied; nested dicts merge, lists replace."""
-        error = next(iter(VALIDATOR.iter_errors(changes)), None)
+        error = next(iter(validator().iter_errors(changes)), None)
         if error is not None:
             where = field_path(error.absolute_path) or "config"
             raise ConfigError(f"{where}: {error.message}")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from kling_testkit.spec import families, schema
+
+# Pack kinds and pack types come from the API contract, not from a second list here.
+_KIND_NAMES = sorted({family.output for family in families().values()})
+_PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
 _NUMBER: dict[str, Any] = {"type": "number", "minimum": 0}
 _KINDS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {
-        "video": {"type": "integer", "minimum": 1},
-        "image": {"type": "integer", "minimum": 1},
-    },
+    "properties": {kind: {"type": "integer", "minimum": 1} for kind in _KIND_NAMES},
 }
 _PACK: dict[str, Any] = {
     "type": "object",
@@ -21,9 +24,9 @@ _PACK: dict[str, Any] = {
     "required": ["name", "kind", "total"],
     "properties": {
         "name": {"type": "string", "minLength": 1},
-        "kind": {"enum": ["video", "image"]},
+        "kind": {"enum": _KIND_NAMES},
         "total": _NUMBER,
-        "pack_type": {"enum": ["decreasing_total", "constant_period"]},
+        "pack_type": {"enum": _PACK_TYPES},
         "starts_after_s": {"type": "number"},
         "lifetime_s": {"type": "number", "exclusiveMinimum": 0},
     },
@@ -108,4 +111,9 @@ SCHEMA: dict[str, Any] = {
         "rules": {"type": "array", "items": {"type": "object"}},
     },
 }
-VALIDATOR = Draft202012Validator(SCHEMA)
+
+
+@cache
+def validator() -> Draft202012Validator:
+    """The config validator (built on first use)."""
+    return Draft202012Validator(SCHEMA)
