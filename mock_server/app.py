@@ -15,6 +15,7 @@ from mock_server.backend import Backend
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError
 from mock_server.journal import Entry
+from mock_server.strict_json import StrictJSONProvider
 from mock_server.views import api, control, media
 
 log = logging.getLogger("mock_server")
@@ -34,7 +35,9 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
         config = MockConfig.from_dict(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
+    # ``//v1/...`` would otherwise get Werkzeug's HTML 308 redirect; here it is an unknown path.
+    app.url_map.merge_slashes = False
     mock = Backend(config)
     app.extensions["kling_mock"] = mock
 
@@ -45,6 +48,11 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     @app.before_request
     def start() -> None:
         g.request_id = mock.request_id()
+        if request.method == "OPTIONS":  # Flask would answer 200 with an empty HTML body
+            raise ApiError(
+                ErrorCode.INVALID_METHOD,
+                f"OPTIONS is not supported on {request.path[:200]}: the API grants no CORS",
+            )
 
     @app.after_request
     def journal(response: Response) -> Response:
@@ -75,8 +83,8 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
             status, ErrorCode.INVALID_VALUE if status < 500 else ErrorCode.SERVER_ERROR
         )
         messages = {
-            404: f"no such endpoint: {request.method} {request.path}",
-            405: f"{request.method} is not allowed on {request.path}",
+            404: f"no such endpoint: {request.method} {request.path[:200]}",
+            405: f"{request.method} is not allowed on {request.path[:200]}",
             413: f"request body is larger than {config.max_body_bytes} bytes",
         }
         return envelope.error(ApiError(code, messages.get(status, exc.description or exc.name)))

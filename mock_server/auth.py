@@ -7,6 +7,7 @@ access key, bad signature, wrong algorithm, no ``exp`` -> 1002; ``nbf`` ahead ->
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,12 +50,20 @@ def _claims(token: str, accounts: Iterable[Account]) -> tuple[Account, dict[str,
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
+    """A time claim as seconds; absent is None; NaN, infinities, 10^400 or text are 1002."""
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _invalid(f"{name} must be a number of seconds")
-    return float(value)
+    seconds = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            seconds = None
+    if seconds is None or not math.isfinite(seconds):
+        shown = "an integer beyond any float" if isinstance(value, int) else repr(value)[:40]
+        raise _invalid(f"{name} must be a finite number of seconds; got {shown}")
+    return seconds
 
 
 def authenticate(
@@ -74,6 +83,7 @@ def authenticate(
         return account
     account, claims = _claims(token, accounts)
     expires, not_before = _number(claims, "exp"), _number(claims, "nbf")
+    _number(claims, "iat")  # not checked against the clock, but it must be a time
     if expires is None:
         raise _invalid("token has no exp claim")
     if not_before is not None and not_before > now + leeway:

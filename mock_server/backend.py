@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,15 +44,24 @@ class CreateEffects:
 
 
 class Backend:
-    """One mock's whole state. ``reset()`` returns it to how it started."""
+    """One mock's whole state. ``reset()`` returns it to how it started.
+
+    Everything a client can grow is bounded: the journal (``journal_size``), callback records,
+    rules (``MAX_RULES``), once-scenario gates (``MAX_GATES``, oldest forgotten first), errors
+    kept (100). Tasks, and what hangs off them (their params, queued callbacks, running slots),
+    are bounded only by the tasks stored: a reset drops them all.
+    """
+
+    MAX_GATES = 10_000
 
     def __init__(self, config: MockConfig) -> None:
         self._lock = threading.RLock()
-        self._initial = config
-        self._setup(config)
+        self._initial = copy.deepcopy(config)  # nothing the caller keeps is shared with us
+        self._setup(self._initial)
 
-    def _setup(self, config: MockConfig) -> None:
-        self.config = config
+    def _setup(self, initial: MockConfig) -> None:
+        # A copy of its own: run-time edits (even careless in-place ones) never reach _initial.
+        config = self.config = copy.deepcopy(initial)
         start = time.time() if config.clock_start is None else config.clock_start
         self.clock = Clock(start, 0.0 if config.clock == "manual" else config.time_scale)
         self._rng = random.Random(config.seed)
@@ -67,8 +77,9 @@ class Backend:
         self._packs = {a.name: credits.place(a.name, a.packs, start) for a in config.accounts}
         self._running: dict[tuple[str, str], limits.Running] = {}  # (account, kind)
         self._windows: dict[str, limits.RateWindow] = {}
-        self._gates: dict[tuple[str, str], float | None] = {}  # once-scenarios: release time
-        self.url_key = signing.signing_key(config.seed)
+        # Once-scenarios: release time per (account, header value), the newest MAX_GATES kept.
+        self._gates: OrderedDict[tuple[str, str], float | None] = OrderedDict()
+        self.url_key = signing.new_key()
         self.errors: list[BaseException] = []
         old = getattr(self, "callbacks", None)
         if old is not None:
@@ -153,7 +164,7 @@ class Backend:
         if found is None:
             raise ApiError(
                 ErrorCode.INVALID_VALUE,
-                f"unknown X-Mock-Scenario {value!r}; known: {', '.join(SCENARIOS)}",
+                f"unknown X-Mock-Scenario {value[:80]!r}; known: {', '.join(SCENARIOS)}",
             )
         name, spec = found
         action = spec.get("action", {})
@@ -176,8 +187,14 @@ class Backend:
             else:
                 release = now + float(action.get("retry_after", 0))
                 self._gates[gate] = release
+                if len(self._gates) > self.MAX_GATES:
+                    self._gates.popitem(last=False)  # the oldest gate is forgotten
         wait = release - now if "retry_after" in action else None
         raise self.error_for(action, wait)
+
+    def gate_count(self) -> int:
+        with self._lock:
+            return len(self._gates)
 
     def error_for(self, action: Mapping[str, Any], wait: float | None = None) -> ApiError:
         """The ApiError an ``error`` action describes."""
@@ -326,8 +343,12 @@ class Backend:
             self.callbacks.schedule(task)
         return task
 
+    def concurrency_of(self, account: Account) -> dict[str, int]:
+        """The account's slots per pack kind: its own limits over the config's, kind by kind."""
+        return {**self.config.concurrency, **(account.concurrency or {})}
+
     def _check_concurrency(self, account: Account, kind: str, need: int, now: float) -> None:
-        limit = (account.concurrency or self.config.concurrency).get(kind)
+        limit = self.concurrency_of(account).get(kind)
         if limit is None:
             return
         running = self._running.setdefault((account.name, kind), limits.Running())
@@ -385,7 +406,7 @@ class Backend:
                 {
                     "name": account.name,
                     "access_key": account.access_key,
-                    "concurrency": account.concurrency or self.config.concurrency,
+                    "concurrency": self.concurrency_of(account),
                     "slots_in_use": {
                         kind: running.in_use(now)
                         for (name, kind), running in self._running.items()

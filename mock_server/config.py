@@ -7,7 +7,7 @@ accept and refuse the same things.
 from __future__ import annotations
 
 import copy
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,6 +17,7 @@ from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
 from kling_testkit.spec.validation import field_path
 from kling_testkit.webhooks import sign_webhook
+from mock_server import strict_json
 from mock_server.config_schema import validator
 from mock_server.errors import ConfigError
 from mock_server.rules import Rule
@@ -92,6 +93,22 @@ def default_accounts() -> list[Account]:
     return [Account("default", creds.access_key, creds.secret_key, MOCK_API_KEY)]
 
 
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinities anywhere in a config (a JSON file cannot hold them either)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where or 'config'}: {value} is out of range (numbers must be finite)")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
+
+
 @dataclass(frozen=True)
 class MockConfig:
     """Everything that shapes one mock instance. Build with :meth:`from_dict` to validate."""
@@ -130,17 +147,22 @@ class MockConfig:
     def from_file(cls, path: str | Path) -> MockConfig:
         """Read a JSON config file."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = strict_json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         return cls.from_dict(data)
 
     def patched(self, changes: Mapping[str, Any]) -> MockConfig:
-        """Return a copy with ``changes`` applied; nested dicts merge, lists replace."""
+        """Return a copy with ``changes`` applied; nested dicts merge, lists replace.
+
+        ``changes`` is copied: the caller's dicts are never shared with the config.
+        """
+        _check_finite(changes, "")
         error = next(iter(validator().iter_errors(changes)), None)
         if error is not None:
             where = field_path(error.absolute_path) or "config"
-            raise ConfigError(f"{where}: {error.message}")
+            raise ConfigError(f"{where}: {_short(error.message)}")
+        changes = copy.deepcopy(dict(changes))
         values: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "accounts":

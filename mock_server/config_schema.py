@@ -8,27 +8,48 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from kling_testkit.spec import families, schema
+from mock_server.rules import MAX_RULES
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
 _KIND_NAMES = sorted({family.output for family in families().values()})
 _PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
-_NUMBER: dict[str, Any] = {"type": "number", "minimum": 0}
+# Every number has a ceiling and every string and list a length, so whatever is accepted works:
+# no infinity reaches the clock, no ten-million-item list reaches a request.
+YEAR_S = 365 * 86400.0
+MAX_SECONDS = 10 * YEAR_S
+MAX_NAME = 256
+MAX_TEXT = 2000
+
+
+def _seconds(maximum: float = MAX_SECONDS, exclusive_zero: bool = False) -> dict[str, Any]:
+    low = {"exclusiveMinimum": 0} if exclusive_zero else {"minimum": 0}
+    return {"type": "number", **low, "maximum": maximum}
+
+
+def _text(max_length: int = MAX_TEXT) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_length}
+
+
+_UNITS: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1e12}
+_FACTOR: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 100}
 _KINDS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {kind: {"type": "integer", "minimum": 1} for kind in _KIND_NAMES},
+    "properties": {
+        kind: {"type": "integer", "minimum": 1, "maximum": 1_000_000} for kind in _KIND_NAMES
+    },
 }
 _PACK: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "kind", "total"],
     "properties": {
-        "name": {"type": "string", "minLength": 1},
+        "name": _text(MAX_NAME),
         "kind": {"enum": _KIND_NAMES},
-        "total": _NUMBER,
+        "total": _UNITS,
         "pack_type": {"enum": _PACK_TYPES},
-        "starts_after_s": {"type": "number"},
-        "lifetime_s": {"type": "number", "exclusiveMinimum": 0},
+        "starts_after_s": {"type": "number", "minimum": -MAX_SECONDS, "maximum": MAX_SECONDS},
+        "lifetime_s": _seconds(10 * MAX_SECONDS, exclusive_zero=True),
     },
 }
 _ACCOUNT: dict[str, Any] = {
@@ -36,11 +57,11 @@ _ACCOUNT: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["name", "access_key", "secret_key"],
     "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "access_key": {"type": "string", "minLength": 1},
-        "secret_key": {"type": "string", "minLength": 1},
-        "api_key": {"type": ["string", "null"], "minLength": 1},
-        "packs": {"type": "array", "items": _PACK},
+        "name": _text(MAX_NAME),
+        "access_key": _text(MAX_NAME),
+        "secret_key": _text(1024),
+        "api_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024},
+        "packs": {"type": "array", "maxItems": 100, "items": _PACK},
         "concurrency": {"oneOf": [_KINDS, {"type": "null"}]},
     },
 }
@@ -48,30 +69,34 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "seed": {"type": "integer"},
+        "seed": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
         "clock": {"enum": ["real", "manual"]},
         "time_scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
-        "clock_start": {"type": ["number", "null"], "minimum": 0},
+        "clock_start": {"type": ["number", "null"], "minimum": 0, "maximum": 1e11},
         "durations": {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {"queue_s": _NUMBER, "run_s": _NUMBER},
+                "properties": {"queue_s": _seconds(), "run_s": _seconds()},
             },
         },
         "duration_multipliers": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"mode_pro": _NUMBER, "duration_10": _NUMBER, "per_extra_image": _NUMBER},
+            "properties": {"mode_pro": _FACTOR, "duration_10": _FACTOR, "per_extra_image": _FACTOR},
         },
         "duration_spread": {"type": "number", "minimum": 0, "maximum": 2},
-        "accounts": {"type": "array", "minItems": 1, "items": _ACCOUNT},
+        "accounts": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ACCOUNT},
         "auth_clock": {"enum": ["wall", "mock"]},
-        "token_leeway_s": _NUMBER,
+        "token_leeway_s": _seconds(86400.0),
         "journal_size": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
-        "max_body_bytes": {"type": "integer", "minimum": 1024},
-        "public_base_url": {"type": ["string", "null"], "pattern": "^https?://[^\\s]+$"},
+        "max_body_bytes": {"type": "integer", "minimum": 1024, "maximum": 256 * 1024 * 1024},
+        "public_base_url": {
+            "type": ["string", "null"],
+            "maxLength": 2048,
+            "pattern": "^https?://[^\\s]+$",
+        },
         "concurrency": _KINDS,
         "rate_limit": {
             "oneOf": [
@@ -81,8 +106,8 @@ SCHEMA: dict[str, Any] = {
                     "additionalProperties": False,
                     "required": ["requests", "window_s"],
                     "properties": {
-                        "requests": {"type": "integer", "minimum": 1},
-                        "window_s": {"type": "number", "exclusiveMinimum": 0},
+                        "requests": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                        "window_s": _seconds(YEAR_S, exclusive_zero=True),
                     },
                 },
             ]
@@ -92,23 +117,27 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
         },
-        "failure_message": {"type": "string", "minLength": 1},
-        "blocked_terms": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "failure_message": _text(),
+        "blocked_terms": {"type": "array", "maxItems": 1000, "items": _text(200)},
         "policy_action": {"enum": ["reject", "fail"]},
-        "policy_message": {"type": "string", "minLength": 1},
-        "result_ttl_s": {"type": "number", "exclusiveMinimum": 0},
+        "policy_message": _text(),
+        "result_ttl_s": _seconds(exclusive_zero=True),
         "callbacks": {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "secret": {"type": ["string", "null"], "pattern": "^whsec_[A-Za-z0-9+/=]+$"},
+                "secret": {
+                    "type": ["string", "null"],
+                    "maxLength": 1024,
+                    "pattern": "^whsec_[A-Za-z0-9+/=]+$",
+                },
                 "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-                "backoff_s": _NUMBER,
+                "backoff_s": _seconds(86400.0),
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
-                "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "allowed_hosts": {"type": "array", "maxItems": 100, "items": _text(MAX_NAME)},
             },
         },
-        "rules": {"type": "array", "items": {"type": "object"}},
+        "rules": {"type": "array", "maxItems": MAX_RULES, "items": {"type": "object"}},
     },
 }
 

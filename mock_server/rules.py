@@ -21,22 +21,133 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.prompts import match_key
+from kling_testkit.spec.validation import field_path
 
-ACTIONS: dict[str, dict[str, Any]] = {
-    # action type -> {field: allowed values (a tuple) or a type}
-    "error": {"code": int, "status": int, "message": str, "retry_after": (int, float)},
-    "latency": {"seconds": (int, float), "median": (int, float), "sigma": (int, float)},
-    "transport": {"fault": ("reset", "empty", "malformed_json", "truncated")},
-    "outcome": {"outcome": ("fail", "slow", "stuck"), "message": str, "factor": (int, float)},
-    "callback": {"fault": ("drop", "duplicate", "delay"), "seconds": (int, float)},
-}
-CREATE_ONLY = frozenset({"outcome", "callback"})
 MATCH_KEYS = frozenset({"method", "path", "account", "headers", "prompt"})
+CREATE_ONLY = frozenset({"outcome", "callback"})
 MAX_LATENCY_S = 30.0
+MAX_RULES = 1000  # rules one mock holds at once; adding more is refused
+_MAX_WAIT_S = 86400.0
+
+
+def _number(maximum: float, exclusive_zero: bool = False) -> dict[str, Any]:
+    low = {"exclusiveMinimum": 0} if exclusive_zero else {"minimum": 0}
+    return {"type": "number", **low, "maximum": maximum}
+
+
+def _action(kind: str, required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", *required],
+        "properties": {"type": {"const": kind}, **properties},
+    }
+
+
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 1000}
+ACTION_SCHEMAS: dict[str, dict[str, Any]] = {
+    "error": _action(
+        "error",
+        ["code"],
+        code={"enum": [int(c) for c in ErrorCode if c != ErrorCode.SUCCESS]},
+        status={"type": "integer", "minimum": 400, "maximum": 599},
+        message=_TEXT,
+        retry_after=_number(_MAX_WAIT_S),
+    ),
+    "latency": {
+        **_action(
+            "latency",
+            [],
+            seconds=_number(MAX_LATENCY_S),
+            median=_number(MAX_LATENCY_S),
+            sigma=_number(5),
+        ),
+        "anyOf": [{"required": ["seconds"]}, {"required": ["median"]}],
+    },
+    "transport": _action(
+        "transport", ["fault"], fault={"enum": ["reset", "empty", "malformed_json", "truncated"]}
+    ),
+    "outcome": _action(
+        "outcome",
+        ["outcome"],
+        outcome={"enum": ["fail", "slow", "stuck"]},
+        message=_TEXT,
+        factor=_number(1000, exclusive_zero=True),
+    ),
+    "callback": _action(
+        "callback",
+        ["fault"],
+        fault={"enum": ["drop", "duplicate", "delay"]},
+        seconds=_number(_MAX_WAIT_S),
+    ),
+}
+"""What each action type takes (the ``type`` picks one)."""
+
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["action"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "match": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "method": {"type": "string", "pattern": "^[A-Za-z]{1,16}$"},
+                "path": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "account": {"type": "string", "minLength": 1, "maxLength": 256},
+                "headers": {
+                    "type": "object",
+                    "maxProperties": 32,
+                    "propertyNames": {"minLength": 1, "maxLength": 256},
+                    "additionalProperties": {"type": "string", "maxLength": 4096},
+                },
+                "prompt": {"type": "string", "minLength": 1, "maxLength": 2500},
+            },
+        },
+        "action": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"enum": list(ACTION_SCHEMAS)}},
+        },
+        "times": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+        "probability": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    },
+}
+"""The shape of one rule; the action is then checked against its type's schema."""
+
+
+@cache
+def _validators() -> tuple[Draft202012Validator, dict[str, Draft202012Validator]]:
+    return Draft202012Validator(RULE_SCHEMA), {
+        kind: Draft202012Validator(schema) for kind, schema in ACTION_SCHEMAS.items()
+    }
+
+
+def _first_error(validator: Draft202012Validator, instance: Any, prefix: str) -> str | None:
+    error = next(iter(validator.iter_errors(instance)), None)
+    if error is None:
+        return None
+    where = field_path([prefix, *error.absolute_path] if prefix else error.absolute_path)
+    message = error.message if len(error.message) <= 200 else f"{error.message[:200]}..."
+    return f"{where or 'rule'}: {message}"
+
+
+def check_rule(data: Any) -> None:
+    """Raise ValueError naming the first thing wrong with a rule (its shape, then its action)."""
+    rules, actions = _validators()
+    problem = _first_error(rules, data, "")
+    if problem is None:
+        problem = _first_error(actions[data["action"]["type"]], data["action"], "action")
+    if problem is not None:
+        raise ValueError(problem)
 
 
 @dataclass(frozen=True)
@@ -49,39 +160,6 @@ class Facts:
     headers: Mapping[str, str]
     prompt: str | None
     is_create: bool
-
-
-def _check_action(action: Mapping[str, Any]) -> None:
-    kind = action.get("type")
-    if kind not in ACTIONS:
-        raise ValueError(f"action.type must be one of {', '.join(ACTIONS)}; got {kind!r}")
-    allowed = ACTIONS[kind]
-    for key, value in action.items():
-        if key == "type":
-            continue
-        if key not in allowed:
-            raise ValueError(f"action of type {kind!r} takes {', '.join(allowed)}; got {key!r}")
-        expected = allowed[key]
-        if isinstance(expected, tuple) and all(isinstance(v, str) for v in expected):
-            if value not in expected:
-                raise ValueError(f"action.{key} must be one of {', '.join(expected)}")
-        elif isinstance(value, bool) or not isinstance(value, expected):
-            raise ValueError(f"action.{key} has the wrong type")
-        elif isinstance(value, (int, float)) and (value < 0 or not math.isfinite(value)):
-            raise ValueError(f"action.{key} must be a finite number >= 0")
-    if kind == "error":
-        try:
-            ErrorCode(int(action.get("code", -1)))
-        except ValueError:
-            raise ValueError(f"action.code {action.get('code')!r} is not a Kling code") from None
-    if kind == "transport" and "fault" not in action:
-        raise ValueError("a transport action needs a fault")
-    if kind in ("outcome", "callback") and not ({"outcome", "fault"} & set(action)):
-        raise ValueError(
-            f"an action of type {kind!r} needs {'outcome' if kind == 'outcome' else 'fault'}"
-        )
-    if kind == "latency" and "seconds" not in action and "median" not in action:
-        raise ValueError("a latency action needs seconds, or median (and sigma)")
 
 
 @dataclass
@@ -99,33 +177,10 @@ class Rule:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], default_id: str = "rule") -> Rule:
         """Build and validate a rule; raises ValueError saying what is wrong."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a rule must be an object")
-        unknown = set(data) - {"id", "match", "action", "times", "probability"}
-        if unknown:
-            raise ValueError(f"unknown rule key {sorted(unknown)[0]!r}")
-        match, action = data.get("match", {}), data.get("action")
-        if not isinstance(match, Mapping) or set(match) - MATCH_KEYS:
-            raise ValueError(
-                f"match must be an object with keys among {', '.join(sorted(MATCH_KEYS))}"
-            )
-        if not isinstance(action, Mapping):
-            raise ValueError("a rule needs an action object")
-        _check_action(action)
+        check_rule(data)
+        match, action = data.get("match", {}), data["action"]
         times, probability = data.get("times"), data.get("probability", 1.0)
-        if times is not None and (
-            isinstance(times, bool) or not isinstance(times, int) or times < 1
-        ):
-            raise ValueError("times must be a whole number >= 1 (or absent for no limit)")
-        if (
-            isinstance(probability, bool)
-            or not isinstance(probability, (int, float))
-            or not 0 < probability <= 1
-        ):
-            raise ValueError("probability must be a number in (0, 1]")
         rule_id = data.get("id", default_id)
-        if not isinstance(rule_id, str) or not rule_id:
-            raise ValueError("id must be a non-empty string")
         return cls(rule_id, dict(match), dict(action), times, float(probability))
 
     def matches(self, facts: Facts) -> bool:
@@ -175,6 +230,8 @@ class RuleSet:
 
     def add(self, data: Mapping[str, Any]) -> Rule:
         """Validate and append a rule; an automatic id skips ids already taken."""
+        if len(self._rules) >= MAX_RULES:
+            raise ValueError(f"a mock holds at most {MAX_RULES} rules; remove some first")
         taken = {r.id for r in self._rules}
         while f"rule-{self._next}" in taken:
             self._next += 1

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from urllib.parse import urlencode
 
+MAX_EXPIRES_DIGITS = 12  # Unix seconds until the year 33658
+SIGNATURE_HEX = 64  # HMAC-SHA256, hex
 
-def signing_key(seed: int) -> bytes:
-    """The key of a mock with this seed (derived, so a seeded run gives the same URLs)."""
-    return hashlib.sha256(f"kling-mock-url-signing:{seed}".encode()).digest()
+
+def new_key() -> bytes:
+    """A fresh random key. Each mock process (and each reset) signs with its own, so a URL
+    signed before a restart or reset is never served as the file of a new task that reuses
+    the seeded task id."""
+    return secrets.token_bytes(32)
 
 
 def signature(key: bytes, path: str, expires: int) -> str:
@@ -29,8 +35,10 @@ def check(key: bytes, path: str, expires: str | None, given: str | None, now: fl
     """None when the URL is valid at ``now``; else why it is refused."""
     if not expires or not given:
         return "the URL is not signed (expires and signature are required)"
-    if not (expires.isascii() and expires.isdigit()):
-        return "expires must be whole Unix seconds"
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= MAX_EXPIRES_DIGITS):
+        return f"expires must be whole Unix seconds (at most {MAX_EXPIRES_DIGITS} digits)"
+    if not (len(given) == SIGNATURE_HEX and given.isascii()):
+        return f"the signature must be {SIGNATURE_HEX} hex digits"
     if not hmac.compare_digest(signature(key, path, int(expires)), given):
         return "the signature does not match the URL"
     if now >= int(expires):

@@ -32,6 +32,9 @@ _JSON_TYPES = {
 }
 
 
+MAX_QUERY_DIGITS = 18  # every documented integer fits; int() of 4,301 digits would raise
+
+
 class ContractViolation(Exception):
     """A request breaks the API contract; raised by the validators of this package."""
 
@@ -170,6 +173,12 @@ def parse_query(
             if not (digits.isascii() and digits.isdigit()):
                 raise ContractViolation(
                     f"query parameter {name} must be an integer; got {raw[:40]!r}", field=name
+                )
+            if len(digits.lstrip("0")) > MAX_QUERY_DIGITS:
+                raise ContractViolation(
+                    f"query parameter {name} is out of range: an integer of at most "
+                    f"{MAX_QUERY_DIGITS} digits; got {len(digits)} digits",
+                    field=name,
                 )
             value = int(raw.strip())
         error = next(iter(Draft202012Validator(resolve(schema)).iter_errors(value)), None)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import current_app, request
 
+from mock_server import strict_json
 from mock_server.backend import Backend
 from mock_server.envelope import invalid
 
@@ -15,10 +15,6 @@ def backend() -> Backend:
     """The backend of the app answering this request."""
     found: Backend = current_app.extensions["kling_mock"]
     return found
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def json_body() -> Any:
@@ -37,7 +33,9 @@ def json_body() -> Any:
     except UnicodeDecodeError:
         raise invalid("request body is not valid UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return strict_json.loads(text)
+    except strict_json.OutOfRange as exc:
+        raise invalid(f"request body: {exc}") from None
     except ValueError as exc:
         raise invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
     except RecursionError:

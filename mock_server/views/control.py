@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -96,7 +97,7 @@ def tasks() -> Response:
                 "timeline": {
                     "submitted_at": t.created_at,
                     "processing_at": t.processing_at,
-                    "ends_at": t.ends_at,
+                    "ends_at": t.ends_at if math.isfinite(t.ends_at) else None,  # stuck
                 },
                 "task": mock.render(t, now),
             }
@@ -115,8 +116,8 @@ def accounts() -> Response:
 def requests_journal() -> Response:
     """The journal of API requests, oldest first (``?limit=N`` keeps the newest N)."""
     raw = request.args.get("limit")
-    if raw is not None and not (raw.isascii() and raw.isdigit()):
-        raise invalid(f"limit must be a whole number; got {raw[:40]!r}")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise invalid(f"limit must be a whole number below 10^9; got {raw[:40]!r}")
     return ok(backend().journal.snapshot(None if raw is None else int(raw)))
 
 
