@@ -13,6 +13,8 @@ import requests
 
 from kling_testkit.errors import KlingError, ProtocolError
 
+CONTROL_TOKEN_HEADER = "X-Mock-Control-Token"
+
 
 class ControlError(KlingError):
     """Raised by MockControl when the mock refuses a control call (bad rule, bad config...)."""
@@ -42,12 +44,22 @@ class MockControl:
     """Steer and inspect one mock: clock, config, faults, and what it saw."""
 
     def __init__(
-        self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        control_token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        if control_token:  # a mock started with --control-token wants it on every call
+            self.session.headers[CONTROL_TOKEN_HEADER] = control_token
         self.clock = Clock(self)
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"MockControl({self.base_url!r})"
 
     def call(
         self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None

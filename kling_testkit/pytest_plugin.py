@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from kling_testkit.credentials import Credentials
 
 BASE_URL_OPTION = "--kling-base-url"
+CONTROL_TOKEN_OPTION = "--kling-control-token"
+CONTROL_TOKEN_VAR = "KLING_TESTKIT_CONTROL_TOKEN"
 MARKER = "kling_config"
 
 
@@ -34,6 +36,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help="run the kling fixtures against this target instead of an in-process "
         "mock (default: $KLING_BASE_URL, else an in-process mock)",
+    )
+    group.addoption(
+        CONTROL_TOKEN_OPTION,
+        default=None,
+        metavar="TOKEN",
+        help="control token of a mock started with --control-token "
+        f"(default: ${CONTROL_TOKEN_VAR})",
     )
 
 
@@ -61,11 +70,11 @@ class KlingTarget:
         return [] if self.local is None else self.local.errors()
 
 
-def _probe(base_url: str) -> MockControl | None:
+def _probe(base_url: str, token: str | None) -> MockControl | None:
     """A control handle if the target answers ``/__mock/health``, else None."""
     from kling_testkit.control import MockControl
 
-    control = MockControl(base_url, timeout=5)
+    control = MockControl(base_url, timeout=5, control_token=token)
     try:
         control.health()
     except Exception:  # not reachable, not JSON, no /__mock: not a mock
@@ -79,7 +88,8 @@ def kling_mock_server(pytestconfig: pytest.Config) -> Iterator[KlingTarget]:
     given by ``--kling-base-url`` / ``KLING_BASE_URL``."""
     url = pytestconfig.getoption(BASE_URL_OPTION) or os.environ.get("KLING_BASE_URL")
     if url:
-        yield KlingTarget(url.rstrip("/"), _probe(url.rstrip("/")))
+        token = pytestconfig.getoption(CONTROL_TOKEN_OPTION) or os.environ.get(CONTROL_TOKEN_VAR)
+        yield KlingTarget(url.rstrip("/"), _probe(url.rstrip("/"), token))
         return
     from kling_testkit.control import MockControl
     from kling_testkit.server import InProcessMock

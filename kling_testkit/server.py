@@ -25,19 +25,13 @@ class InProcessMock:
         self.backend: Backend | None = None
 
     def start(self) -> InProcessMock:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
         from mock_server import create_app
-
-        class Quiet(WSGIRequestHandler):
-            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-                """No access log: a test's output stays about the test."""
+        from mock_server.serving import make_server
 
         app = create_app(self._config)
         self.backend = app.extensions["kling_mock"]
-        self._server = make_server(
-            self._host, self._port, app, threaded=True, request_handler=Quiet
-        )
+        # Quiet: no access log, so a test's output stays about the test.
+        self._server = make_server(self._host, self._port, app, quiet=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="kling-mock", daemon=True
         )

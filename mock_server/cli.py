@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import metadata
 from types import FrameType
 from typing import Any
-
-from werkzeug.serving import make_server
 
 from kling_testkit.credentials import ACCESS_KEY_VAR, MOCK_SECRET_KEY, SECRET_KEY_VAR
 from mock_server.app import create_app
 from mock_server.config import MockConfig
 from mock_server.errors import ConfigError
+from mock_server.guard import TOKEN_HEADER, is_loopback_host
+from mock_server.serving import make_server
+
+CONTROL_TOKEN_VAR = "KLING_MOCK_CONTROL_TOKEN"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kling-mock", description="A mock of the Kling AI API.")
+    parser.add_argument("--version", action="version", version=f"kling-mock {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the mock server")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -35,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, help="seed for ids, durations and draws")
     serve.add_argument("--config", metavar="FILE", help="JSON config file (see README)")
     serve.add_argument("--quiet", action="store_true", help="do not log each request")
+    serve.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help=f"require this token (header {TOKEN_HEADER}) on every /__mock call; at least 32 "
+        f"bytes (default: ${CONTROL_TOKEN_VAR}, else no token)",
+    )
     return parser
 
 
@@ -48,7 +59,24 @@ def build_config(args: argparse.Namespace) -> MockConfig:
         changes.update(clock="real", time_scale=args.time_scale)
     if args.seed is not None:
         changes["seed"] = args.seed
+    token = args.control_token or os.environ.get(CONTROL_TOKEN_VAR)
+    if token:
+        changes["control_token"] = token
+    # The Host check stops DNS rebinding on a loopback mock; a mock bound elsewhere is reached
+    # by other names on purpose.
+    changes["control_host_check"] = _is_loopback_bind(args.host)
     return config.patched(changes)
+
+
+def _is_loopback_bind(host: str) -> bool:
+    return host == "localhost" or is_loopback_host(host if ":" not in host else f"[{host}]")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kling-testkit")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _describe_accounts(config: MockConfig) -> list[str]:
@@ -74,7 +102,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(args.host, args.port, create_app(config), threaded=True)
+    server = make_server(args.host, args.port, create_app(config), quiet=args.quiet)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -87,6 +115,15 @@ def serve(args: argparse.Namespace) -> int:
     clock = "manual" if config.clock == "manual" else f"real x{config.time_scale:g}"
     for line in _describe_accounts(config):
         print(line)
+    if not config.control_host_check:
+        print(
+            f"kling-mock: warning: bound to {args.host}, not a loopback address: anyone who can "
+            "reach this port can steer the mock through /__mock"
+            + ("" if config.control_token else " (set --control-token to require a token)"),
+            file=sys.stderr,
+        )
+    if config.control_token:
+        print(f"control API: token required ({TOKEN_HEADER})")
     print(
         f"clock: {clock}; seed: {config.seed}; keys from {ACCESS_KEY_VAR}/{SECRET_KEY_VAR} when set"
     )

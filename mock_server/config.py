@@ -137,6 +137,8 @@ class MockConfig:
     result_ttl_s: float = 30 * DAY
     callbacks: dict[str, Any] = field(default_factory=default_callbacks)
     rules: tuple[dict[str, Any], ...] = ()
+    control_token: str | None = None  # when set, every /__mock call must carry it
+    control_host_check: bool = True  # /__mock answers only loopback Host names (bound to loopback)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MockConfig:
@@ -205,6 +207,8 @@ class MockConfig:
                 sign_webhook(self.callbacks["secret"], "probe", 0, "")
             except ValueError as exc:
                 raise ConfigError(f"callbacks.secret: {exc}") from None
+        if self.control_token is not None and len(self.control_token.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"control_token must be at least {MIN_SECRET_BYTES} bytes")
         for index, rule in enumerate(self.rules):
             try:
                 Rule.from_dict(rule)
@@ -218,6 +222,7 @@ class MockConfig:
             {**a, "secret_key": "***", "api_key": "***" if a["api_key"] else None}
             for a in data["accounts"]
         ]
+        data["control_token"] = "***" if self.control_token else None
         data["callbacks"] = {
             **data["callbacks"],
             "secret": "***" if self.callbacks["secret"] else None,

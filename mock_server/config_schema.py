@@ -138,6 +138,12 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "rules": {"type": "array", "maxItems": MAX_RULES, "items": {"type": "object"}},
+        "control_token": {
+            "type": ["string", "null"],
+            "maxLength": 1024,
+            "pattern": "^[\\x21-\\x7e]+$",
+        },
+        "control_host_check": {"type": "boolean"},
     },
 }
 

@@ -107,10 +107,10 @@ def serve() -> Iterator[Callable[..., Server]]:
     """Start ``kling-mock serve`` with the given flags; every server is stopped at teardown."""
     started: list[Server] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+    def start(*args: str, env: dict[str, str] | None = None, listening: str = LISTENING) -> Server:
         server = Server(args, _env() if env is None else env)
         started.append(server)  # before waiting, so a server that never listens is stopped too
-        server.url = server.wait_for(LISTENING).removeprefix("listening on ")
+        server.url = server.wait_for(listening).removeprefix("listening on ")
         return server
 
     yield start

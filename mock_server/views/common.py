@@ -26,6 +26,10 @@ def json_body() -> Any:
         shown = request.content_type or "none"
         raise invalid(f"Content-Type must be application/json; got {shown[:80]}")
     raw = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(raw) >= limit:
+        # A chunked body is cut at the limit by Werkzeug without a word: say what happened.
+        raise invalid(f"request body is larger than {limit} bytes")
     if not raw.strip():
         raise invalid("request body is empty; expected a JSON object")
     try:

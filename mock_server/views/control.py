@@ -8,12 +8,33 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from kling_testkit.codes import ErrorCode
+from mock_server import guard
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError, ConfigError
 from mock_server.scenarios import SCENARIOS
 from mock_server.views.common import backend, json_body
 
 bp = Blueprint("control", __name__, url_prefix="/__mock")
+
+
+@bp.before_request
+def guard_control() -> None:
+    """Refuse cross-site use, DNS rebinding and (with a token set) calls without the token."""
+    config = backend().config
+    scheme_host = request.host_url.rstrip("/")
+    guard.check(
+        method=request.method,
+        host=request.host,
+        own_origin=scheme_host,
+        origin=request.headers.get("Origin"),
+        fetch_site=request.headers.get("Sec-Fetch-Site"),
+        mimetype=request.mimetype,
+        token=request.headers.get(guard.TOKEN_HEADER),
+        expected_token=config.control_token,
+        host_check=config.control_host_check,
+    )
+
+
 MAX_ADVANCE_S = 10 * 365 * 86400.0  # one call may move the clock at most ten years
 
 

@@ -1,0 +1,68 @@
+"""The mock's HTTP server: every answer from its port is the Kling envelope, even the server's own.
+
+Flask never sees a request line or headers the server refuses to parse (too long, too many,
+garbage): the server answers those itself, and Werkzeug's server, like ``http.server``, answers
+with an HTML page. The handler here answers them in the envelope instead. Any other server that
+runs the app (see ``kling-mock serve``) needs the same treatment; ``tests/test_serving.py``
+checks it over a real socket.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.serving import make_server as werkzeug_server
+
+from kling_testkit.codes import ErrorCode
+
+
+def _code_for(status: int) -> ErrorCode:
+    """Everything the server refuses before the app runs is the client's request (even 505)."""
+    if status == 501:  # a method the HTTP parser does not know
+        return ErrorCode.INVALID_METHOD
+    return ErrorCode.INVALID_VALUE
+
+
+class EnvelopeRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler with the server's own errors in the Kling envelope."""
+
+    quiet = False  # no access log line per request
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.log_error("code %d, message %s", code, message)
+        reason = message or self.responses.get(code, ("error",))[0]
+        body = json.dumps(
+            {
+                "code": int(_code_for(code)),
+                "message": f"the server refused the request: {reason}"[:300],
+                "request_id": str(uuid.uuid4()),
+            }
+        ).encode()
+        # A garbled request line leaves the version at HTTP/0.9, which has no status line or
+        # headers; answer as HTTP/1.1 so the client can tell what happened.
+        self.request_version = "HTTP/1.1"
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not self.quiet:
+            super().log_request(code, size)
+
+
+class QuietRequestHandler(EnvelopeRequestHandler):
+    quiet = True
+
+
+def make_server(host: str, port: int, app: Flask, *, quiet: bool = False) -> BaseWSGIServer:
+    """A threaded server for ``app`` on ``host:port`` (0 picks a free port)."""
+    handler = QuietRequestHandler if quiet else EnvelopeRequestHandler
+    return werkzeug_server(host, port, app, threaded=True, request_handler=handler)
