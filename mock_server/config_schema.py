@@ -11,6 +11,7 @@ from kling_testkit.spec import families, schema
 from mock_server.rules import MAX_RULES
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
+_FAMILIES = sorted(families())
 _KIND_NAMES = sorted({family.output for family in families().values()})
 _PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
 # Every number has a ceiling and every string and list a length, so whatever is accepted works:
@@ -75,6 +76,7 @@ SCHEMA: dict[str, Any] = {
         "clock_start": {"type": ["number", "null"], "minimum": 0, "maximum": 1e11},
         "durations": {
             "type": "object",
+            "propertyNames": {"enum": _FAMILIES},
             "additionalProperties": {
                 "type": "object",
                 "additionalProperties": False,
@@ -115,6 +117,7 @@ SCHEMA: dict[str, Any] = {
         "retry_after_header": {"type": "boolean"},
         "failure_rate": {
             "type": "object",
+            "propertyNames": {"enum": _FAMILIES},
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "failure_message": _text(),
