@@ -68,6 +68,7 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
                     code=g.get("kling_code"),
                     request_id=g.get("request_id"),
                     fault=g.get("transport_fault"),
+                    latency_ms=g.get("injected_latency_ms"),
                 )
             )
         return response

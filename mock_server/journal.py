@@ -18,6 +18,7 @@ class Entry:
     code: int | None
     request_id: str | None
     fault: str | None = None  # a transport fault the mock injected into this answer
+    latency_ms: int | None = None  # delay a latency rule added before answering
 
 
 class Journal:

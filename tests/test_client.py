@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from kling_testkit.client import KlingClient
 from kling_testkit.credentials import Credentials
@@ -62,7 +63,24 @@ def test_download_saves_the_video(mock_client: KlingClient, tmp_path: Path) -> N
     assert target.read_bytes()[4:8] == b"ftyp"
 
 
-def test_failed_download_leaves_no_file(
+def test_a_download_cut_short_leaves_no_file(
+    mock_client: KlingClient, backend: Backend, tmp_path: Path
+) -> None:
+    task_id = mock_client.text2video("a bicycle leaning on a wall")["task_id"]
+    video = mock_client.wait("text2video", task_id, poll_interval=60)["task_result"]["videos"][0]
+    # The server sends part of the file, then drops the connection: the client has started
+    # writing, so only its cleanup keeps the half-written file from staying behind.
+    backend.add_rules(
+        [{"match": {"path": "/media/*"}, "action": {"type": "transport", "fault": "truncated"}}]
+    )
+    target = tmp_path / "video.mp4"
+    with pytest.raises(requests.RequestException):  # issue 8 makes this a KlingError
+        mock_client.download(video["url"], target)
+    assert list(tmp_path.iterdir()) == []
+    assert backend.rules_snapshot()[0].fired == 1
+
+
+def test_a_refused_download_leaves_no_file(
     mock_client: KlingClient, live_server: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ResultExpired, match="refused"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -171,23 +170,38 @@ def test_retry_after_header_can_be_switched_off_at_run_time(
     assert "Retry-After" not in response.headers
 
 
-@with_config(clock="real", time_scale=100, concurrency={"video": 2, "image": 1})
+@with_config(
+    clock="real",
+    time_scale=10,
+    concurrency={"video": 2, "image": 1},
+    durations={"image_generation": {"queue_s": 20.0, "run_s": 100.0}},
+)
 def test_scaled_real_clock_gives_retry_after_in_wall_seconds(
-    client: FlaskClient, auth: dict[str, str]
+    client: FlaskClient, auth: dict[str, str], backend: Backend
 ) -> None:
-    started = time.perf_counter()
+    first = accepted(create(client, auth))
     accepted(create(client, auth))
-    accepted(create(client, auth))
+    ends = backend.find_task(first).ends_at  # type: ignore[union-attr]
+    before = backend.now()
     video = create(client, auth)
-    elapsed = time.perf_counter() - started  # the clock ran x100 meanwhile
+    after = backend.now()  # the clock ran x10 meanwhile: bounds come from the mock's own clock
     refused(video, ErrorCode.CONCURRENCY_LIMITED)
-    # 130 mock s / 100 = 1.3 wall s, rounded up to 2 (less if this machine stalled > 0.3 s)
-    lowest = max(1, math.ceil((T2V_SECONDS - 100 * elapsed) / 100))
-    assert lowest <= int(video.headers["Retry-After"]) <= 2
-    accepted(create(client, auth, IMAGES))
+    # 130 mock s / 10 = 13 wall s, less whatever mock time passed before the answer.
+    seconds = int(video.headers["Retry-After"])
+    assert math.ceil((ends - after) / 10 - 1e-9) <= seconds <= math.ceil((ends - before) / 10)
+    assert seconds >= 1
+    picture = backend.find_task(accepted(create(client, auth, IMAGES)))
+    assert picture is not None
+    before = backend.now()
     image = create(client, auth, IMAGES)
+    after = backend.now()
     refused(image, ErrorCode.CONCURRENCY_LIMITED)
-    assert image.headers["Retry-After"] == "1"  # 14 mock s / 100 = 0.14 wall s, at least 1
+    seconds = int(image.headers["Retry-After"])  # 120 mock s / 10 = 12 wall s, less time passed
+    assert (
+        math.ceil((picture.ends_at - after) / 10 - 1e-9)
+        <= seconds
+        <= math.ceil((picture.ends_at - before) / 10)
+    )
 
 
 # -- request rate ------------------------------------------------------------------------------

@@ -57,7 +57,9 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
         if kind == "error":
             raise mock.error_for(rule.action)
         if kind == "latency":
-            time.sleep(mock.latency_of(rule))
+            delay = mock.latency_of(rule)
+            g.injected_latency_ms = round(delay * 1000)
+            time.sleep(delay)
         if kind == "transport":
             return transport(rule.action["fault"])
         for key, value in _effects_of(rule.action).items():

@@ -7,7 +7,7 @@ import requests
 
 from kling_testkit.client import KlingClient
 from kling_testkit.control import MockControl
-from kling_testkit.errors import KlingError, ProtocolError, ServerError
+from kling_testkit.errors import ProtocolError, ServerError
 
 
 def test_a_server_error_is_retried(kling_mock: MockControl, kling_client: KlingClient) -> None:
@@ -40,4 +40,6 @@ def test_a_reset_connection_surfaces_as_a_connection_error(
     kling_mock.add_fault(action={"type": "transport", "fault": "reset"}, times=1)
     with pytest.raises(requests.ConnectionError):
         kling_client.text2video("a lighthouse")
-    assert isinstance(ProtocolError("x"), KlingError)
+    # The mock dropped the connection before creating anything, and says so in its journal.
+    assert kling_mock.tasks() == []
+    assert [e["fault"] for e in kling_mock.requests()] == ["reset"]
