@@ -163,6 +163,12 @@ class MockConfig:
         error = next(iter(validator().iter_errors(changes)), None)
         if error is not None:
             where = field_path(error.absolute_path) or "config"
+            if isinstance(error.schema, dict) and "x-name" in error.schema:  # a key of a map
+                known = ", ".join(error.schema["enum"])
+                raise ConfigError(
+                    f"{where}: unknown {error.schema['x-name']} {_short(repr(error.instance))}; "
+                    f"known: {known}"
+                )
             raise ConfigError(f"{where}: {_short(error.message)}")
         changes = copy.deepcopy(dict(changes))
         values: dict[str, Any] = {}

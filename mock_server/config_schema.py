@@ -12,6 +12,7 @@ from mock_server.rules import MAX_RULES
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
 _FAMILIES = sorted(families())
+_FAMILY_NAME: dict[str, Any] = {"enum": _FAMILIES, "x-name": "family"}
 _KIND_NAMES = sorted({family.output for family in families().values()})
 _PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
 # Every number has a ceiling and every string and list a length, so whatever is accepted works:
@@ -76,7 +77,7 @@ SCHEMA: dict[str, Any] = {
         "clock_start": {"type": ["number", "null"], "minimum": 0, "maximum": 1e11},
         "durations": {
             "type": "object",
-            "propertyNames": {"enum": _FAMILIES},
+            "propertyNames": _FAMILY_NAME,
             "additionalProperties": {
                 "type": "object",
                 "additionalProperties": False,
@@ -117,7 +118,7 @@ SCHEMA: dict[str, Any] = {
         "retry_after_header": {"type": "boolean"},
         "failure_rate": {
             "type": "object",
-            "propertyNames": {"enum": _FAMILIES},
+            "propertyNames": _FAMILY_NAME,
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "failure_message": _text(),

@@ -297,6 +297,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "code": 0,
             "request_id": _request_id(created),
             "fault": None,
+            "latency_ms": None,
         },
         {
             "time": int((START + 30) * 1000),
@@ -307,6 +308,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "code": ErrorCode.AUTH_EMPTY,
             "request_id": _request_id(unauthenticated),
             "fault": None,
+            "latency_ms": None,
         },
         {
             "time": int((START + 30) * 1000),
@@ -317,6 +319,7 @@ def test_journal_records_each_api_request_with_its_outcome(
             "code": ErrorCode.RESOURCE_NOT_FOUND,
             "request_id": _request_id(missing),
             "fault": None,
+            "latency_ms": None,
         },
     ]
     assert len({e["request_id"] for e in entries}) == 3
