@@ -87,6 +87,14 @@ def test_options_is_an_envelope(server: Server, path: str) -> None:
     assert response.status_code == 404 and response.json()["code"] in (1202, 1203)
 
 
+@pytest.mark.parametrize("path", ["/v1//videos/text2video", "/__mock//health", "/v1/videos//"])
+def test_a_doubled_slash_inside_a_path_is_unknown_not_a_redirect(server: Server, path: str) -> None:
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    answer = raw_exchange(server.url, request)
+    assert_envelope(answer, 404, 1203, "no such endpoint")
+    assert b"location:" not in answer.lower()
+
+
 def test_a_double_slash_is_an_unknown_path_not_a_redirect(server: Server) -> None:
     request = b"GET //v1/videos/text2video HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     found, headers, body = parse(raw_exchange(server.url, request))
