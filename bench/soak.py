@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import requests
 
-from kling_testkit.credentials import MOCK_API_KEY
+from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_API_KEY, MOCK_SECRET_KEY
 
 T2V = "/v1/videos/text2video"
 ROOT = Path(__file__).resolve().parent.parent
+SERVE = [sys.executable, "-m", "mock_server.cli", "serve", "--manual-clock", "--quiet"]
+SERVE += ["--port", "0"]
 
 
 def rss_mib(pid: int) -> float:
@@ -34,10 +38,9 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(config: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mock_server.cli", "serve", "--port", "0", "--quiet"]
-        + ["--manual-clock"],
+        [*SERVE, "--config", str(config)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -60,7 +63,23 @@ def main() -> int:
     parser.add_argument("--no-creates", action="store_true")
     args = parser.parse_args()
 
-    proc, url = start_server()
+    # Units and slots out of the way, so every create is stored (the tasks are what may grow).
+    packs = [
+        {"name": "v", "kind": "video", "total": 1e9},
+        {"name": "i", "kind": "image", "total": 1e9},
+    ]
+    account = {
+        "name": "default",
+        "access_key": MOCK_ACCESS_KEY,
+        "secret_key": MOCK_SECRET_KEY,
+        "api_key": MOCK_API_KEY,
+        "packs": packs,
+    }
+    config = {"accounts": [account], "concurrency": {"video": 1_000_000, "image": 1_000_000}}
+    folder = tempfile.TemporaryDirectory()
+    config_file = Path(folder.name) / "soak.json"
+    config_file.write_text(json.dumps(config))
+    proc, url = start_server(config_file)
     auth = {"Authorization": f"Bearer {MOCK_API_KEY}"}
     counter = itertools.count()
     lock = threading.Lock()
@@ -68,9 +87,6 @@ def main() -> int:
     statuses: dict[int, int] = {}
     with requests.Session() as setup:
         setup.trust_env = False
-        setup.patch(
-            f"{url}/__mock/config", json={"concurrency": {"video": 1_000_000}}, timeout=10
-        ).raise_for_status()
         fixed = [
             setup.post(
                 f"{url}{T2V}", json={"prompt": f"seed {i}"}, headers=auth, timeout=10
@@ -136,6 +152,7 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        folder.cleanup()
 
 
 if __name__ == "__main__":
