@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -30,6 +31,7 @@ from kling_testkit.errors import (
     ProtocolError,
     ResultExpired,
     TaskFailed,
+    TransportError,
     WaitTimeout,
     error_class,
 )
@@ -100,15 +102,24 @@ class KlingClient:
         *,
         json: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+        idempotent: bool | None = None,
+        recover: Callable[[ApiError], Any] | None = None,
     ) -> Any:
         """One API call with bounded retries; returns the envelope's ``data``.
 
-        429 (rate or concurrency) and 5xx answers are retried after ``Retry-After`` or a
-        jittered backoff; an expired token is re-signed once. Other errors raise at once.
+        429 (rate or concurrency) and 5xx answers are retried after ``Retry-After`` (up to the
+        policy's ``max_retry_after``) or a jittered backoff; an expired token is re-signed once;
+        a transport failure (:class:`TransportError`) is retried only when the call is
+        ``idempotent`` (default: GET). ``deadline``, on this client's clock, bounds the whole
+        call: a wait that would pass it is not slept, and the last error is raised. After a
+        lost attempt, ``recover`` may turn a refusal into a result (None: raise it).
         """
+        idempotent = method == "GET" if idempotent is None else idempotent
         resigned = False
         retry = 0
         while True:
+            failure: ApiError | TransportError
             try:
                 return self._send(method, path, json, params)
             except ApiError as error:
@@ -116,10 +127,24 @@ class KlingClient:
                     resigned = True
                     self.token(fresh=True)
                     continue
-                retry += 1
-                if not self.retry.retryable(error) or retry >= self.retry.attempts:
+                if retry and recover is not None:
+                    recovered = recover(error)
+                    if recovered is not None:
+                        return recovered
+                if not self.retry.retryable(error):
                     raise
-                self._sleep(self.retry.delay(error, retry))
+                failure = error
+            except TransportError as error:
+                if not idempotent:
+                    raise
+                failure = error
+            retry += 1
+            if retry >= self.retry.attempts:
+                raise failure
+            wait = self.retry.delay(failure if isinstance(failure, ApiError) else None, retry)
+            if deadline is not None and self._clock() + wait > deadline:
+                raise failure
+            self._sleep(wait)
 
     def _send(
         self,
@@ -128,14 +153,17 @@ class KlingClient:
         json: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
     ) -> Any:
-        response = self.session.request(
-            method,
-            f"{self.base_url}{path}",
-            json=json,
-            params=params,
-            headers=bearer(self.token()),
-            timeout=self.timeout,
-        )
+        try:
+            response = self.session.request(
+                method,
+                f"{self.base_url}{path}",
+                json=json,
+                params=params,
+                headers=bearer(self.token()),
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
@@ -168,12 +196,32 @@ class KlingClient:
     def create_task(self, family: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Submit a task; returns the create ``data`` (``task_id``, ``task_status`` ...).
 
+        With retries on, the create carries an ``external_task_id`` (the caller's, or one made
+        here), so a retry after a lost answer cannot create and charge twice: when the retry
+        hears "external_task_id already used", the task the first try created is returned.
         With a budget, the task's price is reserved first and BudgetExceeded raised (nothing
         sent) when it does not fit.
         """
+        body = dict(body)
+        if self.retry.attempts > 1 and "external_task_id" not in body:
+            body["external_task_id"] = f"kt-{uuid.uuid4().hex}"
+        external = body.get("external_task_id")
+
+        def existing(error: ApiError) -> dict[str, Any] | None:
+            if not (isinstance(external, str) and _is_duplicate_external_id(error)):
+                return None
+            task = self.get_task(family, external)
+            return {k: task[k] for k in _CREATED_KEYS if k in task}
+
         cost = self.budget.reserve(family, body) if self.budget else Decimal(0)
         try:
-            data: dict[str, Any] = self.request("POST", self._path(family), json=body)
+            data: dict[str, Any] = self.request(
+                "POST",
+                self._path(family),
+                json=body,
+                idempotent=isinstance(external, str),
+                recover=existing,
+            )
         except BaseException:
             if self.budget:
                 self.budget.refund(cost)
@@ -185,9 +233,13 @@ class KlingClient:
         """Submit a text-to-video task."""
         return self.create_task("text2video", {"prompt": prompt, **fields})
 
-    def get_task(self, family: str, task_id: str) -> dict[str, Any]:
+    def get_task(
+        self, family: str, task_id: str, *, deadline: float | None = None
+    ) -> dict[str, Any]:
         """Query one task by ``task_id`` (or ``external_task_id``)."""
-        data: dict[str, Any] = self.request("GET", f"{self._path(family)}/{task_id}")
+        data: dict[str, Any] = self.request(
+            "GET", f"{self._path(family)}/{task_id}", deadline=deadline
+        )
         return data
 
     def list_tasks(self, family: str, *, page: int = 1, size: int = 30) -> list[dict[str, Any]]:
@@ -216,7 +268,7 @@ class KlingClient:
         deadline = self._clock() + timeout
         interval = poll_interval
         while True:
-            current = self.get_task(family, task_id)
+            current = self.get_task(family, task_id, deadline=deadline)
             if on_poll is not None:
                 on_poll(current)
             if current["task_status"] == "failed":
@@ -234,31 +286,47 @@ class KlingClient:
     def download(self, result: str | Mapping[str, Any], path: str | Path) -> int:
         """Save a result file (its URL, or a ``videos[]``/``images[]`` item) to ``path``.
 
-        Writes atomically and returns the size in bytes. A URL whose ``expires`` has passed is
-        refused without a request (ResultExpired), and so is a 403 from the server.
+        Writes atomically (nothing is left behind on failure) and returns the size in bytes.
+        The server decides whether a URL still works: 403, 404 and 410 raise ResultExpired
+        (real result URLs carry no expiry a client could read); a connection that fails or a
+        body cut short raise TransportError.
         """
         url = result if isinstance(result, str) else str(result["url"])
-        expires = parse_qs(urlsplit(url).query).get("expires", [""])[0]
-        if expires.isdigit() and int(expires) <= self._clock():
-            raise ResultExpired(
-                f"the result URL expired at {expires}; copy results as soon as a task succeeds"
-            )
+        shown = urlsplit(url)._replace(query="").geturl()  # a signed URL is a capability
         target = Path(path)
-        with self.session.get(url, timeout=self.timeout, stream=True) as response:
-            if response.status_code == 403:
-                raise ResultExpired(f"download of {url} refused: {response.text[:200]}")
-            if response.status_code != 200:
-                raise KlingError(f"download of {url} failed: HTTP {response.status_code}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            size = 0
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_content(64 * 1024):
-                        out.write(chunk)
-                        size += len(chunk)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return size
+        try:
+            with self.session.get(url, timeout=self.timeout, stream=True) as response:
+                if response.status_code in (403, 404, 410):
+                    raise ResultExpired(
+                        f"download of {shown} refused (HTTP {response.status_code}): "
+                        f"{response.text[:200]}; copy results as soon as a task succeeds"
+                    )
+                if response.status_code != 200:
+                    raise KlingError(f"download of {shown} failed: HTTP {response.status_code}")
+                return _save(response, target)
+        except requests.RequestException as exc:
+            raise TransportError(f"download of {shown} failed: {type(exc).__name__}") from exc
+
+
+_CREATED_KEYS = ("task_id", "task_status", "task_info", "created_at", "updated_at")
+
+
+def _is_duplicate_external_id(error: ApiError) -> bool:
+    return error.code == ErrorCode.INVALID_VALUE and "external_task_id" in error.message
+
+
+def _save(response: requests.Response, target: Path) -> int:
+    """Stream a response body to ``target`` through a temporary file in the same folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in response.iter_content(64 * 1024):
+                out.write(chunk)
+                size += len(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return size

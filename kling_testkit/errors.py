@@ -60,6 +60,13 @@ class ProtocolError(KlingError):
     """The answer was not a Kling envelope (not JSON, or keys missing)."""
 
 
+class TransportError(KlingError):
+    """The exchange itself failed: connection refused or reset, a timeout, a body cut short.
+
+    The ``requests`` exception that caused it is chained as ``__cause__``.
+    """
+
+
 class TaskFailed(KlingError):
     """Raised by ``wait`` when the task ends ``failed``; ``task`` is its last task object."""
 

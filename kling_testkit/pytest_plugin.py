@@ -122,8 +122,10 @@ def kling_mock(
 
 
 @pytest.fixture
-def kling_base_url(kling_mock_server: KlingTarget) -> str:
-    """The base URL of the target."""
+def kling_base_url(kling_mock_server: KlingTarget, request: pytest.FixtureRequest) -> str:
+    """The base URL of the target; a mock target starts this test with fresh state."""
+    if kling_mock_server.is_mock:
+        request.getfixturevalue("kling_mock")  # reset (and marker config) first
     return kling_mock_server.base_url
 
 

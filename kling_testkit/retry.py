@@ -19,6 +19,8 @@ class RetryPolicy:
     attempts: int = 4
     backoff: float = 1.0
     max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+    """A ``Retry-After`` longer than this is not waited for: the error is raised at once."""
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -26,7 +28,10 @@ class RetryPolicy:
             raise ValueError(f"attempts must be at least 1, got {self.attempts}")
 
     def retryable(self, error: ApiError) -> bool:
-        """Rate limits and server errors may pass later; everything else will not."""
+        """Rate limits and server errors may pass later (a Retry-After over the cap will not
+        pass soon enough); everything else will not."""
+        if error.retry_after is not None and error.retry_after > self.max_retry_after:
+            return False
         return isinstance(error, (RateLimitError, ServerError))
 
     def delay(self, error: ApiError | None, retry: int) -> float:

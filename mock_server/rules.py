@@ -9,7 +9,8 @@ A rule looks like::
 ``headers`` (exact values, names case-insensitive), ``prompt`` (a substring, compared after
 normalisation and case folding). Action types: ``error`` (``code``, optional ``status``,
 ``message``, ``retry_after``), ``latency`` (``seconds``, or ``median`` and ``sigma`` for a seeded
-lognormal), ``transport`` (``fault``: reset, empty, malformed_json, truncated), ``outcome``
+lognormal), ``transport`` (``fault``: reset, empty, malformed_json, truncated; ``when``: before,
+the default, or after the request was processed), ``outcome``
 (``outcome``: fail, slow, stuck; ``message``, ``factor``) and ``callback`` (``fault``: drop,
 duplicate, delay; ``seconds``). Outcome and callback rules only match task creation.
 """
@@ -72,7 +73,11 @@ ACTION_SCHEMAS: dict[str, dict[str, Any]] = {
         "anyOf": [{"required": ["seconds"]}, {"required": ["median"]}],
     },
     "transport": _action(
-        "transport", ["fault"], fault={"enum": ["reset", "empty", "malformed_json", "truncated"]}
+        "transport",
+        ["fault"],
+        fault={"enum": ["reset", "empty", "malformed_json", "truncated"]},
+        # "after": the request is processed (a create creates), then the answer is lost.
+        when={"enum": ["before", "after"]},
     ),
     "outcome": _action(
         "outcome",

@@ -18,6 +18,7 @@ from kling_testkit.errors import (
     KlingError,
     ProtocolError,
     ResultExpired,
+    TransportError,
     WaitTimeout,
 )
 from mock_server import Backend
@@ -74,8 +75,9 @@ def test_a_download_cut_short_leaves_no_file(
         [{"match": {"path": "/media/*"}, "action": {"type": "transport", "fault": "truncated"}}]
     )
     target = tmp_path / "video.mp4"
-    with pytest.raises(requests.RequestException):  # issue 8 makes this a KlingError
+    with pytest.raises(TransportError) as caught:
         mock_client.download(video["url"], target)
+    assert isinstance(caught.value.__cause__, requests.RequestException)
     assert list(tmp_path.iterdir()) == []
     assert backend.rules_snapshot()[0].fired == 1
 

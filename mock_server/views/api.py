@@ -17,6 +17,7 @@ def make_blueprint() -> Blueprint:
     """Routes for every family in the contract and the account, behind the request checks."""
     bp = Blueprint("api", __name__)
     bp.before_request(screen_request)
+    bp.after_request(faults.lose_answer)
     for family in families().values():
         defaults = {"family": family.name}
         bp.add_url_rule(

@@ -61,11 +61,20 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
             g.injected_latency_ms = round(delay * 1000)
             time.sleep(delay)
         if kind == "transport":
-            return transport(rule.action["fault"])
+            if rule.action.get("when") == "after":
+                g.transport_after = rule.action["fault"]  # see lose_answer
+            else:
+                return transport(rule.action["fault"])
         for key, value in _effects_of(rule.action).items():
             effects.setdefault(key, value)
     g.create_effects = CreateEffects(**effects)
     return None
+
+
+def lose_answer(response: Response) -> Response:
+    """After the request was processed: break the answer if an ``after`` fault asked for it."""
+    fault = g.get("transport_after")
+    return response if fault is None else transport(fault)
 
 
 def _effects_of(action: dict[str, Any]) -> dict[str, Any]:

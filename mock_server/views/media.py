@@ -20,6 +20,9 @@ def fault_rules() -> Response | None:
     return faults.apply(None)
 
 
+bp.after_request(faults.lose_answer)
+
+
 def _not_found(name: str) -> ApiError:
     return ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"media file {name!r} does not exist")
 

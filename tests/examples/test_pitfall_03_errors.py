@@ -7,7 +7,7 @@ import requests
 
 from kling_testkit.client import KlingClient
 from kling_testkit.control import MockControl
-from kling_testkit.errors import ProtocolError, ServerError
+from kling_testkit.errors import ProtocolError, ServerError, TransportError
 
 
 def test_a_server_error_is_retried(kling_mock: MockControl, kling_client: KlingClient) -> None:
@@ -34,12 +34,22 @@ def test_a_broken_body_is_a_protocol_error_not_a_crash(
         kling_client.text2video("a lighthouse")
 
 
-def test_a_reset_connection_surfaces_as_a_connection_error(
+def test_a_reset_connection_is_retried_without_a_second_task(
     kling_mock: MockControl, kling_client: KlingClient
 ) -> None:
     kling_mock.add_fault(action={"type": "transport", "fault": "reset"}, times=1)
-    with pytest.raises(requests.ConnectionError):
+    created = kling_client.text2video("a lighthouse")
+    # The client named the task (external_task_id), so retrying the create was safe.
+    assert [t["task"]["task_id"] for t in kling_mock.tasks()] == [created["task_id"]]
+    assert [e["fault"] for e in kling_mock.requests()] == ["reset", None]
+
+
+def test_a_connection_that_keeps_failing_is_a_typed_error(
+    kling_mock: MockControl, kling_client: KlingClient
+) -> None:
+    kling_mock.add_fault(action={"type": "transport", "fault": "reset"})
+    with pytest.raises(TransportError) as caught:
         kling_client.text2video("a lighthouse")
-    # The mock dropped the connection before creating anything, and says so in its journal.
-    assert kling_mock.tasks() == []
-    assert [e["fault"] for e in kling_mock.requests()] == ["reset"]
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)  # the cause is kept
+    assert kling_mock.tasks() == []  # the mock dropped each connection before creating
+    assert {e["fault"] for e in kling_mock.requests()} == {"reset"}
