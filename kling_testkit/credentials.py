@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 ACCESS_KEY_VAR = "KLING_ACCESS_KEY"
 SECRET_KEY_VAR = "KLING_SECRET_KEY"
@@ -26,6 +27,12 @@ class Credentials:
 
     def __repr__(self) -> str:  # never print the secret
         return f"Credentials(access_key={self.access_key!r}, secret_key='***')"
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis' and IPython's pretty printers would otherwise list every field."""
+        printer.text(repr(self))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials | None:

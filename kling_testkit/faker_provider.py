@@ -129,10 +129,6 @@ class KlingProvider(BaseProvider):
     """Faker provider: ``video_prompt``, ``image_prompt``, ``negative_prompt``,
     ``external_task_id``, ``camera_control`` and ``text2video_request``."""
 
-    def __init__(self, generator: Any) -> None:
-        super().__init__(generator)
-        self._issued_ids: set[str] = set()
-
     def _coin(self) -> bool:
         return bool(self.random_int(0, 1))
 
@@ -161,13 +157,14 @@ class KlingProvider(BaseProvider):
         return ", ".join(flaws)[: _limit("negative_prompt")]
 
     def external_task_id(self) -> str:
-        """Return an ``external_task_id`` like ``order-48213907-kqzd``, unique per provider."""
-        while True:
-            candidate = self.bothify("order-########-????", letters=string.ascii_lowercase)
-            candidate = candidate[: _limit("external_task_id")]
-            if candidate not in self._issued_ids:
-                self._issued_ids.add(candidate)
-                return candidate
+        """Return an ``external_task_id`` like ``order-482139070115-kqzdwa``.
+
+        Drawn from the generator's seeded random stream only, so ``seed_instance(n)`` repeats
+        the sequence; 10^12 x 26^6 values make a repeat within a run vanishingly rare (use
+        ``fake.unique.external_task_id()`` for a guarantee).
+        """
+        candidate = self.bothify("order-############-??????", letters=string.ascii_lowercase)
+        return candidate[: _limit("external_task_id")]
 
     def camera_control(self) -> dict[str, Any]:
         """Return a valid ``camera_control``: a type needing a config gets exactly one moving

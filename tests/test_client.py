@@ -24,6 +24,8 @@ from kling_testkit.errors import (
 from mock_server import Backend
 from tests.conftest import CREDS
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def mock_client(live_server: str, backend: Backend) -> KlingClient:
@@ -187,3 +189,32 @@ def test_budget_refuses_overspending_and_refunds_failures() -> None:
     budget.refund(Decimal(2))
     assert budget.remaining == 4
     assert budget.price("text2video", {"prompt": "a", "mode": "nonsense"}) == 0
+
+
+def test_the_secret_never_shows_in_any_printout() -> None:
+    from hypothesis.vendor.pretty import pretty
+
+    secret = "a-secret-that-must-never-be-printed-0123456789"
+    creds = Credentials("ak", secret)
+    for text in (repr(creds), str(creds), f"{creds}", pretty(creds), pretty([creds, {"c": creds}])):
+        assert secret not in text and "ak" in text
+
+
+def test_a_hypothesis_failure_report_hides_the_secret(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from hypothesis import given, strategies as st
+        from kling_testkit.credentials import Credentials
+
+        SECRET = "a-secret-that-must-never-be-printed-0123456789"
+
+        @given(creds=st.just(Credentials("ak", SECRET)), n=st.integers())
+        def test_fails(creds, n):
+            assert n < 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "Failing test case" in output and "secret_key='***'" in output
+    assert "a-secret-that-must-never-be-printed" not in output

@@ -93,3 +93,11 @@ def test_a_seed_reproduces_the_output(method: str) -> None:
     runs = [draws(getattr(f, method), 20) for f in (first, second, other)]
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("method", ["external_task_id", "text2video_request"])
+def test_seed_instance_on_the_same_faker_repeats_the_output(method: str) -> None:
+    fake = make_faker(11)
+    first = draws(getattr(fake, method), 20)
+    fake.seed_instance(11)
+    assert draws(getattr(fake, method), 20) == first
