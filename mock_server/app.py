@@ -15,6 +15,7 @@ from mock_server.backend import Backend
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError
 from mock_server.journal import Entry
+from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.strict_json import StrictJSONProvider
 from mock_server.views import api, control, media
 
@@ -27,8 +28,14 @@ _HTTP_ERRORS = {
 }
 
 
-def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
-    """Build a mock with its own state. ``config`` is a MockConfig or a dict of its fields."""
+def create_app(
+    config: MockConfig | Mapping[str, Any] | None = None, *, namespace: str | None = None
+) -> Flask:
+    """Build a mock with its own state. ``config`` is a MockConfig or a dict of its fields.
+
+    The app also serves namespaces (``/ns/<name>/...``), each a mock of its own built from the
+    same config; ``namespace`` names the one being built (they serve no namespaces of their own).
+    """
     if config is None:
         config = MockConfig()
     elif not isinstance(config, MockConfig):
@@ -38,8 +45,15 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     # ``//v1/...`` would otherwise get Werkzeug's HTML 308 redirect; here it is an unknown path.
     app.url_map.merge_slashes = False
-    mock = Backend(config)
+    mock = Backend(config, url_prefix="" if namespace is None else f"{PREFIX}{namespace}")
     app.extensions["kling_mock"] = mock
+    if namespace is None:
+        start_up = mock.initial_config
+        spaces = Namespaces(
+            lambda name: create_app(start_up, namespace=name), config.max_namespaces
+        )
+        app.extensions["kling_namespaces"] = spaces
+        app.wsgi_app = Dispatcher(app.wsgi_app, spaces)  # type: ignore[method-assign]
 
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)

@@ -54,9 +54,10 @@ class Backend:
 
     MAX_GATES = 10_000
 
-    def __init__(self, config: MockConfig) -> None:
+    def __init__(self, config: MockConfig, *, url_prefix: str = "") -> None:
         self._lock = threading.RLock()
         self._initial = copy.deepcopy(config)  # nothing the caller keeps is shared with us
+        self.url_prefix = url_prefix  # "/ns/<name>" in a namespace: public URLs keep it
         self._setup(self._initial)
 
     def _setup(self, initial: MockConfig) -> None:
@@ -87,6 +88,11 @@ class Backend:
         self.callbacks = Dispatcher(self)
 
     # -- control ---------------------------------------------------------------------------
+
+    @property
+    def initial_config(self) -> MockConfig:
+        """The start-up config (a copy: nothing that edits it reaches this mock)."""
+        return copy.deepcopy(self._initial)
 
     def reset(self) -> None:
         """Forget every task, request and rule; restore the start-up config; restart the clock."""
@@ -391,7 +397,8 @@ class Backend:
         """The signed, expiring URL of one result file of a task."""
         path = render.media_path(task.task_id, name)
         expires = math.ceil(task.ends_at + task.result_ttl_s)
-        base = (self.config.public_base_url or task.base_url).rstrip("/")
+        public = self.config.public_base_url
+        base = f"{public.rstrip('/')}{self.url_prefix}" if public else task.base_url.rstrip("/")
         return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"
 
     def render(self, task: Task, at: float | None = None) -> dict[str, Any]:

@@ -138,6 +138,7 @@ class MockConfig:
     callbacks: dict[str, Any] = field(default_factory=default_callbacks)
     rules: tuple[dict[str, Any], ...] = ()
     control_token: str | None = None  # when set, every /__mock call must carry it
+    max_namespaces: int = 1000  # /ns/<name> mocks kept; the least recently used goes first
     control_host_check: bool = True  # /__mock answers only loopback Host names (bound to loopback)
 
     @classmethod

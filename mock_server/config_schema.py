@@ -148,6 +148,7 @@ SCHEMA: dict[str, Any] = {
             "pattern": "^[\\x21-\\x7e]+$",
         },
         "control_host_check": {"type": "boolean"},
+        "max_namespaces": {"type": "integer", "minimum": 1, "maximum": 100_000},
     },
 }
 

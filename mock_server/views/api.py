@@ -55,7 +55,7 @@ def _query(names: list[str]) -> dict[str, Any]:
 def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
     task = backend().create_task(
-        g.account, family, json_body(), base_url=request.host_url, effects=g.get("create_effects")
+        g.account, family, json_body(), base_url=request.url_root, effects=g.get("create_effects")
     )
     return ok(render.created(task))
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from kling_testkit.codes import ErrorCode
 from mock_server import guard
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError, ConfigError
+from mock_server.namespaces import Namespaces
 from mock_server.scenarios import SCENARIOS
 from mock_server.views.common import backend, json_body
 
@@ -190,3 +191,34 @@ def callbacks() -> Response:
             "pending": mock.callbacks.pending(),
         }
     )
+
+
+def _namespaces() -> Namespaces:
+    found: Namespaces | None = current_app.extensions.get("kling_namespaces")
+    if found is None:
+        raise ApiError(
+            ErrorCode.RESOURCE_NOT_FOUND,
+            "namespaces are managed on the root mock (/__mock/namespaces), not inside one",
+        )
+    return found
+
+
+@bp.get("/namespaces")
+def namespaces() -> Response:
+    """The namespaces made so far, least recently used first, and how many may exist."""
+    spaces = _namespaces()
+    return ok({"names": spaces.names(), "limit": spaces.limit})
+
+
+@bp.delete("/namespaces")
+def drop_namespaces() -> Response:
+    """Drop every namespace."""
+    return ok({"dropped": _namespaces().drop_all()})
+
+
+@bp.delete("/namespaces/<name>")
+def drop_namespace(name: str) -> Response:
+    """Drop one namespace: its state is gone; a later request to it makes a fresh one."""
+    if not _namespaces().drop(name):
+        raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"no namespace {name[:80]!r}")
+    return ok({"dropped": name})
