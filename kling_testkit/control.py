@@ -6,6 +6,7 @@ on a developer's machine, or a shared staging mock.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
@@ -142,14 +143,79 @@ class MockControl:
             )
         )
 
-    def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The journal of API requests, oldest first."""
+    def requests(
+        self,
+        limit: int | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        code: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The journal of API requests, oldest first: method, path, query, headers (secrets
+        redacted), body (bounded), status, code, request id, mock time, injected faults.
+
+        Filters: ``method`` (any case), ``path`` (a glob: ``"/v1/videos/*"``), ``status``,
+        ``code``; ``limit`` keeps the newest N before filtering.
+        """
         params = {} if limit is None else {"limit": limit}
         entries: list[dict[str, Any]] = self.call("GET", "requests", params=params)["entries"]
-        return entries
+        return [e for e in entries if _matches(e, method, path, status, code)]
+
+    def assert_requested(
+        self,
+        method: str,
+        path: str,
+        *,
+        count: int | None = None,
+        status: int | None = None,
+        code: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Assert the mock saw such requests (exactly ``count`` when given); return them.
+
+        On failure the AssertionError lists what was expected and every request seen, newest
+        last, so the difference is readable in the test report.
+        """
+        entries = self.requests()
+        found = [e for e in entries if _matches(e, method, path, status, code)]
+        if (count is None and found) or (count is not None and len(found) == count):
+            return found
+        wanted = f"{method.upper()} {path}" + "".join(
+            f" {k}={v}" for k, v in (("status", status), ("code", code)) if v is not None
+        )
+        expected = "at least once" if count is None else f"{count} time(s)"
+        seen = "\n".join(f"  {_line(e)}" for e in entries[-30:]) or "  (none)"
+        raise AssertionError(
+            f"expected {wanted} {expected}, saw it {len(found)} time(s); requests seen "
+            f"({len(entries)}, newest last):\n{seen}"
+        )
 
     def callbacks(self, task_id: str | None = None) -> list[dict[str, Any]]:
         """Every callback attempt, oldest first."""
         params = {} if task_id is None else {"task_id": task_id}
         attempts: list[dict[str, Any]] = self.call("GET", "callbacks", params=params)["attempts"]
         return attempts
+
+
+def _matches(
+    entry: Mapping[str, Any],
+    method: str | None,
+    path: str | None,
+    status: int | None,
+    code: int | None,
+) -> bool:
+    return (
+        (method is None or str(entry["method"]).upper() == method.upper())
+        and (path is None or fnmatch.fnmatchcase(str(entry["path"]), path))
+        and (status is None or entry["status"] == status)
+        and (code is None or entry["code"] == code)
+    )
+
+
+def _line(entry: Mapping[str, Any]) -> str:
+    query = f"?{entry['query']}" if entry.get("query") else ""
+    fault = f" fault={entry['fault']}" if entry.get("fault") else ""
+    return (
+        f"{entry['method']} {entry['path']}{query} -> {entry['status']} "
+        f"(code {entry['code']}){fault}"
+    )

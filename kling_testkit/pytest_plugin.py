@@ -3,16 +3,29 @@
 Only pytest is imported here at module level: the mock, the client and their dependencies load
 inside the fixtures, so a test run that uses none of them pays nothing.
 
-- ``kling_mock_server`` (session): the target, an in-process mock with a manual clock, or the
-  URL given by ``--kling-base-url`` / ``KLING_BASE_URL``;
+Safe by default: the fixtures never read the production client's variables (``KLING_BASE_URL``,
+``KLING_ACCESS_KEY``, ``KLING_SECRET_KEY``). Only ``--kling-base-url`` or
+``$KLING_TESTKIT_BASE_URL`` selects another target; a target without ``/__mock`` is treated as
+the real API, where paid calls need ``--kling-max-units N`` (default 0).
+
+- ``kling_mock_config`` (session): start-up config of the in-process mock (override it in a
+  ``conftest.py``, or set the ini option ``kling_mock_config = path/to/config.json``);
+- ``kling_mock_server`` (session): the target; ``with kling_mock_server.fresh() as mock:``
+  gives fresh state anywhere, Hypothesis examples included;
 - ``kling_mock`` (function): a :class:`~kling_testkit.control.MockControl` on fresh state;
-- ``kling_base_url``, ``kling_credentials``, ``kling_client`` (function).
+- ``kling_base_url``, ``kling_credentials``, ``kling_client`` (function), fresh per test too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,9 +36,16 @@ if TYPE_CHECKING:
     from kling_testkit.credentials import Credentials
 
 BASE_URL_OPTION = "--kling-base-url"
+BASE_URL_VAR = "KLING_TESTKIT_BASE_URL"
 CONTROL_TOKEN_OPTION = "--kling-control-token"
 CONTROL_TOKEN_VAR = "KLING_TESTKIT_CONTROL_TOKEN"
+MAX_UNITS_OPTION = "--kling-max-units"
+MAX_UNITS_VAR = "KLING_TESTKIT_MAX_UNITS"
+ACCESS_KEY_VAR = "KLING_TESTKIT_ACCESS_KEY"
+SECRET_KEY_VAR = "KLING_TESTKIT_SECRET_KEY"
+CONFIG_INI = "kling_mock_config"
 MARKER = "kling_config"
+_names = itertools.count(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,16 +54,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         BASE_URL_OPTION,
         default=None,
         metavar="URL",
-        help="run the kling fixtures against this target instead of an in-process "
-        "mock (default: $KLING_BASE_URL, else an in-process mock)",
+        help=f"run the kling fixtures against this target instead of an in-process mock "
+        f"(default: ${BASE_URL_VAR}; never the client's $KLING_BASE_URL)",
     )
     group.addoption(
         CONTROL_TOKEN_OPTION,
         default=None,
         metavar="TOKEN",
-        help="control token of a mock started with --control-token "
-        f"(default: ${CONTROL_TOKEN_VAR})",
+        help=f"control token of a mock started with --control-token (default: "
+        f"${CONTROL_TOKEN_VAR})",
     )
+    group.addoption(
+        MAX_UNITS_OPTION,
+        default=None,
+        metavar="N",
+        help=f"units the fixtures' client may spend on a real target (default: ${MAX_UNITS_VAR}, "
+        "else 0: no paid call is sent)",
+    )
+    parser.addini(CONFIG_INI, "JSON file: start-up config of the in-process mock", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,48 +82,172 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-class KlingTarget:
-    """What ``kling_mock_server`` yields: where the API is, and how to steer it if it is a mock."""
+def _mock_credentials() -> Credentials:
+    from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 
-    def __init__(self, base_url: str, control: MockControl | None, local: Any = None) -> None:
+    return Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
+
+
+class KlingTarget:
+    """What ``kling_mock_server`` yields: where the API is, and how to steer it if it is a mock.
+
+    On a shared mock (``--kling-base-url`` to a ``kling-mock serve``) every fresh state is a
+    namespace of its own, so tests, xdist workers and CI jobs never see each other's state.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        control: MockControl | None,
+        local: Any = None,
+        *,
+        token: str | None = None,
+        max_units: float = 0,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.base_url = base_url
         self.control = control  # None when the target is not a mock (a real endpoint)
         self.local = local  # the InProcessMock, when this process runs it
+        self.token = token
+        self.max_units = max_units
+        self.credentials = credentials or _mock_credentials()
 
     @property
     def is_mock(self) -> bool:
         return self.control is not None
 
+    @property
+    def shared(self) -> bool:
+        """A mock this process does not own: isolate with namespaces, never reset it."""
+        return self.is_mock and self.local is None
+
     def errors(self) -> list[BaseException]:
         return [] if self.local is None else self.local.errors()
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[MockControl]:
+        """A handle on fresh mock state for the ``with`` block; its ``base_url`` is where a
+        client must point. Usable from session-scoped code, so also inside ``@given``."""
+        from kling_testkit.control import MockControl
+
+        if self.control is None:
+            raise RuntimeError(f"{self.base_url} is not a mock: there is no state to refresh")
+        if not self.shared:
+            self.control.reset()
+            yield self.control
+            return
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = f"pytest-{worker}-{next(_names)}-{uuid.uuid4().hex[:12]}"
+        control = MockControl(f"{self.base_url}/ns/{name}", control_token=self.token)
+        try:
+            yield control
+        finally:
+            with contextlib.suppress(Exception):  # the mock may be gone; nothing to clean then
+                self.control.call("DELETE", f"namespaces/{name}")
 
 
 def _probe(base_url: str, token: str | None) -> MockControl | None:
     """A control handle if the target answers ``/__mock/health``, else None."""
-    from kling_testkit.control import MockControl
+    from kling_testkit.control import ControlError, MockControl
 
     control = MockControl(base_url, timeout=5, control_token=token)
     try:
         control.health()
+    except ControlError as exc:  # a mock, but it refuses us: say so rather than call it real
+        raise pytest.UsageError(
+            f"{base_url} is a kling mock that refused the fixtures: {exc}"
+        ) from None
     except Exception:  # not reachable, not JSON, no /__mock: not a mock
         return None
     return control
 
 
+def _max_units(config: pytest.Config) -> float:
+    raw = config.getoption(MAX_UNITS_OPTION) or os.environ.get(MAX_UNITS_VAR) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{MAX_UNITS_OPTION} must be a number; got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise pytest.UsageError(f"{MAX_UNITS_OPTION} must be a finite number >= 0; got {raw!r}")
+    return value
+
+
+def _remote_credentials() -> Credentials | None:
+    from kling_testkit.credentials import Credentials
+
+    access, secret = os.environ.get(ACCESS_KEY_VAR, ""), os.environ.get(SECRET_KEY_VAR, "")
+    return Credentials(access, secret) if access and secret else None
+
+
 @pytest.fixture(scope="session")
-def kling_mock_server(pytestconfig: pytest.Config) -> Iterator[KlingTarget]:
-    """The session's target: one in-process mock on a free port (per xdist worker), or the URL
-    given by ``--kling-base-url`` / ``KLING_BASE_URL``."""
-    url = pytestconfig.getoption(BASE_URL_OPTION) or os.environ.get("KLING_BASE_URL")
+def kling_mock_config(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """Start-up config of the in-process mock: accounts, packs, rules, durations ...
+
+    Override this fixture in a ``conftest.py``, or point the ini option ``kling_mock_config``
+    at a JSON file. Only the in-process mock reads it (a served mock has its own ``--config``).
+    """
+    path = str(pytestconfig.getini(CONFIG_INI) or "")
+    if not path:
+        return {}
+    file = Path(path) if Path(path).is_absolute() else pytestconfig.rootpath / path
+    try:
+        loaded = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"{CONFIG_INI} = {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise pytest.UsageError(f"{CONFIG_INI} = {path}: expected a JSON object")
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def kling_mock_server(
+    pytestconfig: pytest.Config, kling_mock_config: dict[str, Any]
+) -> Iterator[KlingTarget]:
+    """The session's target: one in-process mock on a free loopback port (per xdist worker),
+    or the URL given by ``--kling-base-url`` / ``$KLING_TESTKIT_BASE_URL``."""
+    url = pytestconfig.getoption(BASE_URL_OPTION) or os.environ.get(BASE_URL_VAR)
     if url:
+        url = url.rstrip("/")
         token = pytestconfig.getoption(CONTROL_TOKEN_OPTION) or os.environ.get(CONTROL_TOKEN_VAR)
-        yield KlingTarget(url.rstrip("/"), _probe(url.rstrip("/"), token))
+        yield KlingTarget(
+            url,
+            _probe(url, token),
+            token=token,
+            max_units=_max_units(pytestconfig),
+            credentials=_remote_credentials(),
+        )
         return
     from kling_testkit.control import MockControl
+    from kling_testkit.credentials import MOCK_API_KEY, Credentials
     from kling_testkit.server import InProcessMock
 
-    with InProcessMock() as local:
-        yield KlingTarget(local.base_url, MockControl(local.base_url), local)
+    config = dict(kling_mock_config)
+    if "accounts" not in config:  # the documented keys, never the environment's
+        creds = _mock_credentials()
+        config["accounts"] = [
+            {
+                "name": "default",
+                "access_key": creds.access_key,
+                "secret_key": creds.secret_key,
+                "api_key": MOCK_API_KEY,
+            }
+        ]
+    first = config["accounts"][0]
+    with InProcessMock(config) as local:
+        yield KlingTarget(
+            local.base_url,
+            MockControl(local.base_url),
+            local,
+            credentials=Credentials(first["access_key"], first["secret_key"]),
+        )
+
+
+def _not_a_mock(target: KlingTarget) -> str:
+    return (
+        f"needs a mock target; {target.base_url} has no /__mock (point {BASE_URL_OPTION} at a "
+        "kling-mock serve, or drop it to use the in-process mock)"
+    )
 
 
 @pytest.fixture
@@ -106,35 +258,36 @@ def kling_mock(
 
     Errors raised inside an in-process mock during the test are re-raised at teardown.
     """
-    control = kling_mock_server.control
-    if control is None:
-        pytest.skip(f"kling_mock needs a mock target; {kling_mock_server.base_url} has no /__mock")
-    control.reset()
-    for marker in reversed(list(request.node.iter_markers(MARKER))):
-        if marker.args:
-            raise pytest.UsageError(f"{MARKER} takes keyword arguments only")
-        control.configure(**marker.kwargs)
-    seen = len(kling_mock_server.errors())
-    yield control
-    new = kling_mock_server.errors()[seen:]
-    if new:
-        raise new[0]
+    if not kling_mock_server.is_mock:
+        pytest.skip(f"kling_mock {_not_a_mock(kling_mock_server)}")
+    with kling_mock_server.fresh() as control:
+        for marker in reversed(list(request.node.iter_markers(MARKER))):
+            if marker.args:
+                raise pytest.UsageError(f"{MARKER} takes keyword arguments only")
+            control.configure(**marker.kwargs)
+        seen = len(kling_mock_server.errors())
+        yield control
+        new = kling_mock_server.errors()[seen:]
+        if new:
+            raise new[0]
 
 
 @pytest.fixture
 def kling_base_url(kling_mock_server: KlingTarget, request: pytest.FixtureRequest) -> str:
-    """The base URL of the target; a mock target starts this test with fresh state."""
+    """Where this test's client must point: on a mock, fresh state of its own."""
     if kling_mock_server.is_mock:
-        request.getfixturevalue("kling_mock")  # reset (and marker config) first
+        control: MockControl = request.getfixturevalue("kling_mock")
+        return control.base_url
     return kling_mock_server.base_url
 
 
 @pytest.fixture
-def kling_credentials() -> Credentials:
-    """Keys from ``KLING_ACCESS_KEY``/``KLING_SECRET_KEY``, else the mock's development keys."""
-    from kling_testkit.credentials import Credentials
-
-    return Credentials.mock_default()
+def kling_credentials(kling_mock_server: KlingTarget) -> Credentials:
+    """The mock's keys (its first account); on a real target ``$KLING_TESTKIT_ACCESS_KEY`` and
+    ``$KLING_TESTKIT_SECRET_KEY`` (never the production ``KLING_*`` variables)."""
+    if not kling_mock_server.is_mock and _remote_credentials() is None:
+        pytest.skip(f"a real target needs ${ACCESS_KEY_VAR} and ${SECRET_KEY_VAR}")
+    return kling_mock_server.credentials
 
 
 @pytest.fixture
@@ -144,18 +297,28 @@ def kling_client(
     kling_credentials: Credentials,
     request: pytest.FixtureRequest,
 ) -> KlingClient:
-    """A client for the target. Against a manual-clock mock its waits move the mock's clock
-    instead of sleeping, so ``wait()`` returns at once."""
+    """A client for this test's target. Against a manual-clock mock its waits move the mock's
+    clock instead of sleeping, and with ``auth_clock: "mock"`` it signs tokens on that clock.
+    Against a real target it may spend at most ``--kling-max-units``."""
+    from kling_testkit.budget import Budget
     from kling_testkit.client import KlingClient
 
-    if kling_mock_server.is_mock:
-        request.getfixturevalue("kling_mock")  # fresh state and marker config come first
-    control = kling_mock_server.control
-    if control is not None and control.clock.info()["mode"] == "manual":
-        clock = control.clock
+    if not kling_mock_server.is_mock:
+        budget = Budget(limit=kling_mock_server.max_units)
+        return KlingClient(kling_base_url, kling_credentials, budget=budget)
+    control: MockControl = request.getfixturevalue("kling_mock")
+    clock = control.clock
+    token_clock = clock.now if control.config()["auth_clock"] == "mock" else time.time
+    if clock.info()["mode"] != "manual":
+        return KlingClient(kling_base_url, kling_credentials, token_clock=token_clock)
 
-        def advance(seconds: float) -> None:
-            clock.advance(seconds)
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
 
-        return KlingClient(kling_base_url, kling_credentials, clock=clock.now, sleep=advance)
-    return KlingClient(kling_base_url, kling_credentials)
+    return KlingClient(
+        kling_base_url,
+        kling_credentials,
+        clock=clock.now,
+        sleep=advance,
+        token_clock=token_clock,
+    )

@@ -14,7 +14,7 @@ from mock_server import envelope
 from mock_server.backend import Backend
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError
-from mock_server.journal import Entry
+from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.strict_json import StrictJSONProvider
 from mock_server.views import api, control, media
@@ -26,6 +26,18 @@ _HTTP_ERRORS = {
     405: ErrorCode.INVALID_METHOD,
     413: ErrorCode.INVALID_VALUE,
 }
+
+
+def _body_of_request() -> dict[str, Any]:
+    """The body as the journal keeps it: text, bounded (already read by the view, or now)."""
+    try:
+        raw = request.get_data(cache=True, parse_form_data=False)
+    except Exception:  # too large, or the client went away: nothing to keep
+        return {}
+    if not raw:
+        return {}
+    text = raw[: MAX_BODY * 4].decode("utf-8", "replace")
+    return {"body": clip(text, MAX_BODY), "body_bytes": len(raw)}
 
 
 def create_app(
@@ -83,6 +95,9 @@ def create_app(
                     request_id=g.get("request_id"),
                     fault=g.get("transport_fault"),
                     latency_ms=g.get("injected_latency_ms"),
+                    query=clip(request.query_string.decode("latin-1"), MAX_QUERY),
+                    headers=redact_headers(request.headers.items()),
+                    **_body_of_request(),
                 )
             )
         return response

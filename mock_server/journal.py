@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -19,6 +20,36 @@ class Entry:
     request_id: str | None
     fault: str | None = None  # a transport fault the mock injected into this answer
     latency_ms: int | None = None  # delay a latency rule added before answering
+    query: str = ""  # the raw query string, at most MAX_QUERY characters
+    headers: dict[str, str] = field(default_factory=dict)  # secrets redacted, bounded
+    body: str | None = None  # the request body as text, at most MAX_BODY characters
+    body_bytes: int = 0  # the body's real size
+
+
+MAX_QUERY = 2048
+MAX_BODY = 4096
+MAX_HEADER = 512
+REDACTED = "***"
+_SECRET_HEADERS = frozenset(
+    {"authorization", "cookie", "x-mock-control-token", "proxy-authorization"}
+)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit} more]"
+
+
+def redact_headers(headers: Iterable[tuple[str, str]], limit: int = 64) -> dict[str, str]:
+    """Request headers with secrets masked (``Authorization: Bearer ***``), bounded in count."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        if len(out) >= limit:
+            break
+        if name.lower() in _SECRET_HEADERS:
+            scheme, _, rest = value.partition(" ")
+            value = f"{scheme} {REDACTED}" if rest else REDACTED
+        out[name] = clip(value, MAX_HEADER)
+    return out
 
 
 class Journal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -287,6 +288,12 @@ def test_journal_records_each_api_request_with_its_outcome(
     missing = client.get(f"{T2V}/does-not-exist", headers=auth)
 
     entries = _data(client.get("/__mock/requests"))["entries"]
+    seen = [{k: e.pop(k) for k in ("query", "headers", "body", "body_bytes")} for e in entries]
+    assert seen[0]["headers"]["Authorization"] == "Bearer ***"  # the token is never kept
+    assert json.loads(seen[0]["body"]) == {"prompt": PROMPT}
+    assert seen[0]["body_bytes"] == len(seen[0]["body"].encode())
+    assert [s["body"] for s in seen[1:]] == [None, None]
+    assert "Authorization" not in seen[1]["headers"]
     assert entries == [
         {
             "time": int(START * 1000),

@@ -125,7 +125,8 @@ def test_base_url_option_points_the_fixtures_elsewhere(
 ) -> None:
     source = f"""
     def test_remote(kling_mock, kling_base_url, kling_client):
-        assert kling_base_url == "{served_mock}"
+        assert kling_base_url.startswith("{served_mock}/ns/pytest-")  # a namespace of its own
+        assert kling_mock.base_url == kling_base_url
         kling_client.text2video("a lighthouse")
         assert len(kling_mock.tasks()) == 1
     """
