@@ -124,6 +124,34 @@ class KlingTarget:
     def errors(self) -> list[BaseException]:
         return [] if self.local is None else self.local.errors()
 
+    def client(
+        self, mock: MockControl | None = None, *, credentials: Credentials | None = None
+    ) -> KlingClient:
+        """A client for ``mock`` (a handle from :meth:`fresh`), or for the target itself.
+
+        Against a manual-clock mock its waits move the mock's clock instead of sleeping, and
+        with ``auth_clock: "mock"`` it signs tokens on that clock. Against a real target it may
+        spend at most ``--kling-max-units``.
+        """
+        from kling_testkit.budget import Budget
+        from kling_testkit.client import KlingClient
+
+        creds = credentials or self.credentials
+        mock = mock or self.control
+        if mock is None:
+            return KlingClient(self.base_url, creds, budget=Budget(limit=self.max_units))
+        clock = mock.clock
+        token_clock = clock.now if mock.config()["auth_clock"] == "mock" else time.time
+        if clock.info()["mode"] != "manual":
+            return KlingClient(mock.base_url, creds, token_clock=token_clock)
+
+        def advance(seconds: float) -> None:
+            clock.advance(seconds)
+
+        return KlingClient(
+            mock.base_url, creds, clock=clock.now, sleep=advance, token_clock=token_clock
+        )
+
     @contextlib.contextmanager
     def fresh(self) -> Iterator[MockControl]:
         """A handle on fresh mock state for the ``with`` block; its ``base_url`` is where a
@@ -297,28 +325,8 @@ def kling_client(
     kling_credentials: Credentials,
     request: pytest.FixtureRequest,
 ) -> KlingClient:
-    """A client for this test's target. Against a manual-clock mock its waits move the mock's
-    clock instead of sleeping, and with ``auth_clock: "mock"`` it signs tokens on that clock.
-    Against a real target it may spend at most ``--kling-max-units``."""
-    from kling_testkit.budget import Budget
-    from kling_testkit.client import KlingClient
-
+    """A client for this test's target (see :meth:`KlingTarget.client`)."""
     if not kling_mock_server.is_mock:
-        budget = Budget(limit=kling_mock_server.max_units)
-        return KlingClient(kling_base_url, kling_credentials, budget=budget)
+        return kling_mock_server.client(credentials=kling_credentials)
     control: MockControl = request.getfixturevalue("kling_mock")
-    clock = control.clock
-    token_clock = clock.now if control.config()["auth_clock"] == "mock" else time.time
-    if clock.info()["mode"] != "manual":
-        return KlingClient(kling_base_url, kling_credentials, token_clock=token_clock)
-
-    def advance(seconds: float) -> None:
-        clock.advance(seconds)
-
-    return KlingClient(
-        kling_base_url,
-        kling_credentials,
-        clock=clock.now,
-        sleep=advance,
-        token_clock=token_clock,
-    )
+    return kling_mock_server.client(control, credentials=kling_credentials)

@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
-from kling_testkit.client import KlingClient
-from kling_testkit.control import MockControl
 from kling_testkit.errors import InvalidRequestError
+from kling_testkit.pytest_plugin import KlingTarget
 from kling_testkit.strategies import (
     InvalidRequest,
     invalid_text2video_requests,
     text2video_requests,
 )
 
-# Function-scoped fixtures are shared by the examples of one test, so each example resets the
-# mock itself (an external_task_id may only be used once per account).
-EXAMPLES = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+# Each example needs fresh state (an external_task_id may only be used once per account), so
+# the examples take the session-scoped target and ask it for fresh state themselves.
+EXAMPLES = settings(max_examples=40, deadline=None)
 
 
 @EXAMPLES
 @given(body=text2video_requests())
 def test_every_valid_request_is_accepted(
-    kling_mock: MockControl, kling_client: KlingClient, body: dict[str, object]
+    kling_mock_server: KlingTarget, body: dict[str, object]
 ) -> None:
-    kling_mock.reset()
-    created = kling_client.create_task("text2video", body)
-    assert created["task_status"] == "submitted"
+    with kling_mock_server.fresh() as mock:
+        created = kling_mock_server.client(mock).create_task("text2video", body)
+        assert created["task_status"] == "submitted"
+        assert len(mock.tasks()) == 1  # this example's task only
 
 
 @EXAMPLES
 @given(broken=invalid_text2video_requests())
 def test_every_broken_request_is_refused_naming_the_field(
-    kling_client: KlingClient, broken: InvalidRequest
+    kling_mock_server: KlingTarget, broken: InvalidRequest
 ) -> None:
+    with kling_mock_server.fresh() as mock:
+        client = kling_mock_server.client(mock)
     try:
-        kling_client.create_task("text2video", broken.body)
+        client.create_task("text2video", broken.body)
     except InvalidRequestError as error:
         assert broken.field.split(".")[0].split("[")[0] in error.message
     else:
