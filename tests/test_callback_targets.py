@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import socket
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mock_server.callbacks import Blocked, check_target
-from tests.conftest import T2V, Receiver, wait_callbacks
+from tests.conftest import T2V, Receiver, serving, wait_callbacks
 
 ONLY_127_0_0_1: dict[str, Any] = {"allowed_hosts": ["127.0.0.1"], "max_attempts": 1}
 DEFAULT_HOSTS = ["127.0.0.1", "localhost", "::1"]
@@ -97,6 +98,23 @@ def test_an_allowed_target_records_the_address_connected_to(
     assert {c["headers"]["host"] for c in allowed.calls} == {f"127.0.0.1:{port}"}
     assert [(a["outcome"], a["target"]) for a in attempts(client)] == [
         ("delivered", f"127.0.0.1:{port}")
+    ] * 3
+
+
+def test_an_ipv6_loopback_target_is_reached(make_app: Callable[..., Flask]) -> None:
+    found = Receiver()
+    with ExitStack() as stack:
+        try:
+            found.url = stack.enter_context(serving(found, "::1"))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+        client = make_app().test_client()  # the default allowed_hosts include ::1
+        post_task(client, f"{found.url}/v6")
+        deliver(client, 200)
+    port = found.url.rsplit(":", 1)[1]
+    assert [c["path"] for c in found.calls] == ["/v6"] * 3
+    assert [(a["outcome"], a["target"]) for a in attempts(client)] == [
+        ("delivered", f"[::1]:{port}")
     ] * 3
 
 

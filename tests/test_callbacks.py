@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from standardwebhooks.webhooks import Webhook
 
+from kling_testkit.control import MockControl
 from kling_testkit.webhooks import generate_secret, verify_webhook
 from mock_server import Backend
 from tests.conftest import T2V, Receiver, wait_callbacks
@@ -348,6 +350,23 @@ def test_a_tasks_callbacks_keep_status_order_through_retries(
         ("processing", 1),
         ("succeed", 1),
     ]
+
+
+def test_mock_control_waits_for_callbacks(
+    live_server: str, receiver: Receiver, auth: dict[str, str]
+) -> None:
+    control = MockControl(live_server)
+    control.configure(callbacks={"timeout_s": 60})
+    receiver.hold = threading.Event()
+    try:
+        body = {"prompt": "x", "callback_url": receiver.url}
+        assert requests.post(f"{live_server}{T2V}", json=body, headers=auth, timeout=10).ok
+        assert receiver.wait_for(1)
+        assert control.wait_for_callbacks(0.1) is False  # the receiver still holds it
+    finally:
+        receiver.hold.set()
+    assert control.wait_for_callbacks() is True
+    assert [a["outcome"] for a in control.callbacks()] == ["delivered"]
 
 
 @pytest.mark.parametrize(
