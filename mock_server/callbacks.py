@@ -78,7 +78,9 @@ def check_target(url: str, allowed_hosts: Sequence[str]) -> Target:
     if literal is None and not _NAME_RE.fullmatch(host):
         raise Blocked(f"host {host!r} is neither a plain name nor an IP address")
     addresses = _resolve(host, port, numeric=literal is not None)
-    permitted = _allowed_addresses(allowed_hosts)
+    permitted = _allowed_addresses(allowed_hosts, names=False)
+    if not permitted.issuperset(addresses):  # resolve the allowed names only when needed
+        permitted |= _allowed_addresses(allowed_hosts, names=True)
     for address in addresses:
         if address not in permitted:
             raise Blocked(
@@ -173,9 +175,9 @@ def _resolve(
 
 
 def _allowed_addresses(
-    allowed_hosts: Sequence[str],
+    allowed_hosts: Sequence[str], *, names: bool
 ) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """What the allowed hosts are (IP literals) or resolve to (names), now."""
+    """What the allowed hosts are (IP literals) and, with ``names``, resolve to (names), now."""
     found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
     for entry in allowed_hosts:
         canonical = _canonical(entry)
@@ -184,10 +186,11 @@ def _allowed_addresses(
             continue
         except ValueError:
             pass
-        try:
-            found.update(_resolve(canonical, None, numeric=False))
-        except Unresolved:
-            continue
+        if names:
+            try:
+                found.update(_resolve(canonical, None, numeric=False))
+            except Unresolved:
+                continue
     return found
 
 

@@ -13,10 +13,14 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from urllib3.util import parse_url
 
-from mock_server.callbacks import Blocked, check_target
+from mock_server.callbacks import Blocked, Unresolved, check_target
 from tests.conftest import T2V, Receiver, serving, wait_callbacks
 
 ONLY_127_0_0_1: dict[str, Any] = {"allowed_hosts": ["127.0.0.1"], "max_attempts": 1}
@@ -243,3 +247,29 @@ def test_check_target_refuses_a_name_whose_answer_changes(
         Blocked, match=r"127\.0\.0\.[12].*not an address of callbacks.allowed_hosts"
     ):
         check_target("http://flip.test/", ["flip.test"])
+
+
+URL_HOSTS = ["127.0.0.1", "127.0.0.2", "localhost", "[::1]", "0x7f000001", "127.1", "a", ""]
+URL_MARKS = ["[", "]", ":", ":80", "@", "\\", "/", "?", "#", "%", "%40", ".", ";", "\u3002"]
+URL_ODD = ["\uff0e", " ", "\t", "\x00", "[::ffff:127.0.0.1]", "http://"]
+URL_PIECES = st.sampled_from([*URL_HOSTS, *URL_MARKS, *URL_ODD])
+URLS = st.builds(
+    "{}{}{}".format,
+    st.sampled_from(["http://", "HTTPS://", "http:/", ""]),
+    st.sampled_from(URL_HOSTS),
+    st.lists(URL_PIECES, max_size=8).map("".join),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(URLS)
+def test_an_accepted_url_means_the_same_host_to_requests(url: str) -> None:
+    """Whatever check_target accepts, requests would have sent to that very host and port."""
+    try:
+        target = check_target(url, DEFAULT_HOSTS)
+    except (Blocked, Unresolved):
+        return
+    sent = parse_url(requests.Request("POST", url).prepare().url)
+    assert (sent.host or "").strip("[]") == target.host
+    assert (sent.port or {"http": 80, "https": 443}[sent.scheme or ""]) == target.port
+    assert target.host in ("127.0.0.1", "localhost", "::1")
