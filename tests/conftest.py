@@ -41,15 +41,22 @@ def _no_kling_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_app() -> Callable[..., Flask]:
-    """Build an isolated mock app; keyword arguments override BASE_CONFIG."""
+def make_app() -> Iterator[Callable[..., Flask]]:
+    """Build an isolated mock app; keyword arguments override BASE_CONFIG.
+
+    After the test, each app's callback sender is stopped, so none outlives its test.
+    """
+    built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
         app = create_app({**BASE_CONFIG, **overrides})
         app.testing = True
+        built.append(app)
         return app
 
-    return build
+    yield build
+    for app in built:
+        app.extensions["kling_mock"].callbacks.stop()
 
 
 @pytest.fixture
