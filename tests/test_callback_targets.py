@@ -273,3 +273,18 @@ def test_an_accepted_url_means_the_same_host_to_requests(url: str) -> None:
     assert (sent.host or "").strip("[]") == target.host
     assert (sent.port or {"http": 80, "https": 443}[sent.scheme or ""]) == target.port
     assert target.host in ("127.0.0.1", "localhost", "::1")
+
+
+def test_an_https_target_gets_tls_and_no_plain_text_fallback(
+    make_app: Callable[..., Flask], receiver: Receiver
+) -> None:
+    """An https URL on a plain-HTTP receiver: the TLS handshake fails; nothing is POSTed."""
+    client = make_app(callbacks={"max_attempts": 1}).test_client()
+    port = receiver.url.rsplit(":", 1)[1]
+    post_task(client, f"https://127.0.0.1:{port}/tls")
+    deliver(client, 200)
+    assert receiver.calls == []
+    found = attempts(client)
+    assert [a["outcome"] for a in found] == ["gave_up"] * 3
+    assert all("SSL" in a["error"] for a in found), found[0]["error"]
+    assert {a["target"] for a in found} == {f"127.0.0.1:{port}"}

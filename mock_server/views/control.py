@@ -182,6 +182,6 @@ def wait_callbacks() -> Response:
         raise invalid('expected {"timeout": N} with N a number of seconds, 0 < N <= 60')
     if not 0 < timeout <= MAX_WAIT_S:
         raise invalid(f"timeout must be more than 0 and at most {MAX_WAIT_S:.0f} s; got {timeout}")
-    mock = backend()
-    idle = mock.callbacks.wait_idle(float(timeout))
-    return ok({"idle": idle, "pending": mock.callbacks.pending()})
+    dispatcher = backend().callbacks
+    idle = dispatcher.wait_idle(float(timeout))
+    return ok({"idle": idle, "pending": dispatcher.pending()})
