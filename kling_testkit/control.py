@@ -32,7 +32,11 @@ class Clock:
         return float(self._control.call("GET", "clock")["now"])
 
     def advance(self, seconds: float) -> float:
-        """Move mock time forward (callbacks that fall due are delivered); return the new time."""
+        """Move mock time forward; return the new time.
+
+        Callbacks that fall due go out on the mock's sender thread, after this returns; use
+        :meth:`MockControl.wait_for_callbacks` to wait for them.
+        """
         return float(self._control.call("POST", "clock/advance", {"seconds": seconds})["now"])
 
     def info(self) -> dict[str, Any]:
@@ -63,11 +67,21 @@ class MockControl:
         return f"MockControl({self.base_url!r})"
 
     def call(
-        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Any:
         """One control call; returns the envelope's ``data`` or raises ControlError."""
         response = self.session.request(
-            method, f"{self.base_url}/__mock/{path}", json=body, params=params, timeout=self.timeout
+            method,
+            f"{self.base_url}/__mock/{path}",
+            json=body,
+            params=params,
+            timeout=self.timeout if timeout is None else timeout,
         )
         try:
             envelope = response.json()
@@ -195,6 +209,16 @@ class MockControl:
         params = {} if task_id is None else {"task_id": task_id}
         attempts: list[dict[str, Any]] = self.call("GET", "callbacks", params=params)["attempts"]
         return attempts
+
+    def wait_for_callbacks(self, timeout: float = 10.0) -> bool:
+        """Wait until no callback is due at the current mock time or in flight.
+
+        True when so; False if ``timeout`` seconds (0 < timeout <= 60) passed first.
+        """
+        data = self.call(
+            "POST", "callbacks/wait", {"timeout": timeout}, timeout=timeout + self.timeout
+        )
+        return bool(data["idle"])
 
 
 def _matches(

@@ -100,10 +100,10 @@ class Backend:
             self._setup(self._initial)
 
     def advance(self, seconds: float) -> float:
-        """Move mock time forward, then deliver the callbacks that fell due (in order)."""
+        """Move mock time forward and wake the callback sender; delivery happens on its thread."""
         with self._lock:
             now = self.clock.advance(seconds)
-        self.callbacks.deliver_due()
+        self.callbacks.wake()
         return now
 
     def patch_config(self, changes: Mapping[str, Any]) -> MockConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -40,15 +41,22 @@ def _no_kling_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_app() -> Callable[..., Flask]:
-    """Build an isolated mock app; keyword arguments override BASE_CONFIG."""
+def make_app() -> Iterator[Callable[..., Flask]]:
+    """Build an isolated mock app; keyword arguments override BASE_CONFIG.
+
+    After the test, each app's callback sender is stopped, so none outlives its test.
+    """
+    built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
         app = create_app({**BASE_CONFIG, **overrides})
         app.testing = True
+        built.append(app)
         return app
 
-    return build
+    yield build
+    for app in built:
+        app.extensions["kling_mock"].callbacks.stop()
 
 
 @pytest.fixture
@@ -81,6 +89,14 @@ def accepted(response: Any) -> str:
     assert response.json["code"] == 0, response.json
     task_id: str = response.json["data"]["task_id"]
     return task_id
+
+
+def wait_callbacks(client: FlaskClient, timeout: float = 10.0) -> dict[str, Any]:
+    """POST /__mock/callbacks/wait: until no callback is due or in flight (bounded); its data."""
+    response = client.post("/__mock/callbacks/wait", json={"timeout": timeout})
+    assert response.status_code == 200, response.json
+    data: dict[str, Any] = response.json["data"]  # type: ignore[index]
+    return data
 
 
 @pytest.fixture
@@ -128,18 +144,28 @@ def live_server(app: Flask) -> Iterator[str]:
 
 
 class Receiver:
-    """A loopback HTTP endpoint that records POSTs and answers with scripted statuses."""
+    """A loopback HTTP endpoint that records POSTs and answers with scripted statuses.
+
+    Set ``hold`` to an Event to make each call block (bounded) until the test sets it.
+    """
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answered in order; 200 once they run out
         self.url = ""
+        self.hold: threading.Event | None = None
+        self.finished = 0  # calls that have been answered
         self._arrived = threading.Condition()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        """Block until ``count`` calls have arrived (for a real-clock mock); False on timeout."""
+        """Block until ``count`` calls have arrived; False on timeout."""
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.calls) >= count, timeout)
+
+    def wait_finished(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until ``count`` calls have been answered; False on timeout."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.finished >= count, timeout)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         size = int(environ.get("CONTENT_LENGTH") or 0)
@@ -150,21 +176,52 @@ class Receiver:
         with self._arrived:
             self.calls.append({"path": environ["PATH_INFO"], "headers": headers, "body": body})
             self._arrived.notify_all()
-        status = self.statuses.pop(0) if self.statuses else 200
+            status = self.statuses.pop(0) if self.statuses else 200
+        if self.hold is not None:
+            self.hold.wait(timeout=30)
+        with self._arrived:
+            self.finished += 1
+            self._arrived.notify_all()
         start_response(f"{status} X", [("Content-Type", "text/plain")])
         return [b"ok"]
+
+
+@contextmanager
+def serving(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve a WSGI app on a loopback address in a thread; yields its base URL."""
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A callback receiver on 127.0.0.1; ``receiver.url`` is its base URL."""
     found = Receiver()
-    server = make_server("127.0.0.1", 0, found, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    found.url = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with serving(found) as url:
+        found.url = url
         yield found
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver_pair() -> Iterator[tuple[Receiver, Receiver]]:
+    """Receivers on 127.0.0.1 and 127.0.0.2 on the same port: a misdirected call is caught."""
+    allowed, other = Receiver(), Receiver()
+    for _ in range(20):
+        with ExitStack() as stack:
+            allowed.url = stack.enter_context(serving(allowed))
+            port = int(allowed.url.rsplit(":", 1)[1])
+            try:
+                other.url = stack.enter_context(serving(other, "127.0.0.2", port))
+            except OSError:  # that port is taken on 127.0.0.2; try another
+                continue
+            yield allowed, other
+            return
+    raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")

@@ -34,6 +34,7 @@ def test_first_example_is_taken_from_its_test_file() -> None:
 def test_every_fixture_is_in_the_table() -> None:
     fixtures = {n for n in dir(pytest_plugin) if n.startswith("kling_")}
     assert fixtures == {
+        "kling_mock_config",
         "kling_mock_server",
         "kling_mock",
         "kling_base_url",

@@ -193,6 +193,23 @@ def callbacks() -> Response:
     )
 
 
+MAX_WAIT_S = 60.0  # the longest POST /__mock/callbacks/wait
+
+
+@bp.post("/callbacks/wait")
+def wait_callbacks() -> Response:
+    """Wait until no callback is due or in flight: ``{"timeout": N}`` (seconds, default 10)."""
+    body = json_body() if request.get_data(cache=True).strip() else {}
+    timeout = body.get("timeout", 10) if isinstance(body, dict) else None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise invalid('expected {"timeout": N} with N a number of seconds, 0 < N <= 60')
+    if not 0 < timeout <= MAX_WAIT_S:
+        raise invalid(f"timeout must be more than 0 and at most {MAX_WAIT_S:.0f} s; got {timeout}")
+    dispatcher = backend().callbacks
+    idle = dispatcher.wait_idle(float(timeout))
+    return ok({"idle": idle, "pending": dispatcher.pending()})
+
+
 def _namespaces() -> Namespaces:
     found: Namespaces | None = current_app.extensions.get("kling_namespaces")
     if found is None:

@@ -43,7 +43,8 @@ def test_callbacks_replace_polling(
 ) -> None:
     events, url = inbox
     task_id = kling_client.text2video("a train crossing a bridge", callback_url=url)["task_id"]
-    kling_mock.clock.advance(3600)  # with the manual clock, due callbacks go out now, in order
+    kling_mock.clock.advance(3600)  # the due callbacks go out on the mock's thread, in order
+    assert kling_mock.wait_for_callbacks()
     assert [e["task_status"] for e in events.events] == ["submitted", "processing", "succeed"]
     assert events.events[-1]["task_id"] == task_id
     queries = [r for r in kling_mock.requests() if r["method"] == "GET"]
