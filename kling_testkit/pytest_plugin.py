@@ -180,13 +180,15 @@ def _probe(base_url: str, token: str | None) -> MockControl | None:
 
     control = MockControl(base_url, timeout=5, control_token=token)
     try:
-        control.health()
+        health: Any = control.health()
     except ControlError as exc:  # a mock, but it refuses us: say so rather than call it real
         raise pytest.UsageError(
             f"{base_url} is a kling mock that refused the fixtures: {exc}"
         ) from None
     except Exception:  # not reachable, not JSON, no /__mock: not a mock
         return None
+    if not (isinstance(health, dict) and health.get("status") == "ok" and "clock" in health):
+        return None  # something answers every path with success: that is no kling mock
     return control
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
 
 from kling_testkit.server import InProcessMock
 
@@ -152,3 +154,202 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ safety (issue 8)
+
+
+class StandIn:
+    """A stand-in for the real API on loopback: answers like a server, records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.url = ""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"code": 0, "message": "SUCCEED", "request_id": "r", "data": []}']
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    found = StandIn()
+    server = make_server("127.0.0.1", 0, found, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    found.url = f"http://127.0.0.1:{server.server_port}"
+    yield found
+    server.shutdown()
+    server.server_close()
+
+
+DOWNSTREAM = (
+    EVERY_FIXTURE
+    + """
+
+def test_faults_stay_in_their_test(kling_mock, kling_client):
+    kling_mock.add_fault(action={"type": "error", "code": 5001})
+    assert len(kling_mock.faults()) == 1
+
+
+def test_and_the_next_test_is_clean(kling_mock, kling_client):
+    assert kling_mock.faults() == [] and kling_mock.tasks() == []
+    kling_client.text2video("clean")
+
+
+def test_the_readme_example_without_kling_mock(kling_base_url, kling_credentials, kling_client):
+    for n in range(6):  # more than the 5 video slots: each test starts with none in use
+        kling_client.text2video(f"shot {n}")
+"""
+)
+
+
+def test_the_production_variables_reach_nothing(
+    pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLING_BASE_URL", stand_in.url)
+    monkeypatch.setenv("KLING_ACCESS_KEY", "prod-access-key")
+    monkeypatch.setenv("KLING_SECRET_KEY", "prod-secret-key-0123456789abcdef0123456789")
+    run(pytester, DOWNSTREAM).assert_outcomes(passed=4)
+    assert stand_in.requests == []
+
+
+def test_a_real_target_gets_no_paid_call_without_a_budget(
+    pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KLING_TESTKIT_ACCESS_KEY", "sandbox-access")
+    monkeypatch.setenv("KLING_TESTKIT_SECRET_KEY", "sandbox-secret-0123456789abcdef0123456789")
+    source = """
+    import pytest
+    from kling_testkit.budget import BudgetExceeded
+
+    def test_paid(kling_client):
+        with pytest.raises(BudgetExceeded):
+            kling_client.text2video("a lighthouse")
+
+    def test_free(kling_client):
+        assert kling_client.list_tasks("text2video") == []
+
+    def test_needs_mock(kling_mock):
+        pass
+    """
+    result = run(pytester, source, f"--kling-base-url={stand_in.url}", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*needs a mock target*--kling-base-url*"])
+    assert [r for r in stand_in.requests if r.startswith("POST")] == []
+    assert "GET /v1/videos/text2video" in stand_in.requests
+
+
+def test_a_budget_allows_that_many_units(
+    pytester: pytest.Pytester, served_mock: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = """
+    def test_spend(kling_client):
+        kling_client.text2video("a lighthouse")
+    """
+    # served_mock is a mock; the budget applies to real targets only, so this just runs.
+    run(pytester, source, f"--kling-base-url={served_mock}").assert_outcomes(passed=1)
+
+
+def test_kling_mock_config_from_a_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def kling_mock_config():
+            return {"concurrency": {"video": 1}, "blocked_terms": ["forbidden"]}
+        """
+    )
+    source = """
+    import pytest
+    from kling_testkit.errors import PolicyError, RateLimitError
+    from kling_testkit.retry import RetryPolicy
+
+    def test_start_up_config(kling_mock, kling_client):
+        kling_client.retry = RetryPolicy(attempts=1)
+        with pytest.raises(PolicyError):
+            kling_client.text2video("a forbidden thing")
+        kling_client.text2video("one")
+        with pytest.raises(RateLimitError):
+            kling_client.text2video("two")
+    """
+    run(pytester, source).assert_outcomes(passed=1)
+
+
+def test_kling_mock_config_from_the_ini_option(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".json", mock_config='{"failure_rate": {"text2video": 1.0}}')
+    pytester.makeini("[pytest]\nkling_mock_config = mock_config.json\n")
+    source = """
+    import pytest
+    from kling_testkit.errors import TaskFailed
+
+    def test_fails_by_config(kling_client):
+        task = kling_client.text2video("a kite")
+        with pytest.raises(TaskFailed):
+            kling_client.wait("text2video", task)
+    """
+    run(pytester, source).assert_outcomes(passed=1)
+
+
+def test_tokens_follow_the_mock_clock_when_it_checks_them(pytester: pytest.Pytester) -> None:
+    source = """
+    import pytest
+
+    @pytest.mark.kling_config(auth_clock="mock")
+    def test_hours_of_mock_time(kling_mock, kling_client):
+        for _ in range(4):
+            kling_mock.clock.advance(3600)  # past a 30-minute token's exp on the mock clock
+            assert kling_client.list_tasks("text2video") == []
+        assert {e["code"] for e in kling_mock.requests()} == {0}  # never a 1004
+    """
+    run(pytester, source).assert_outcomes(passed=1)
+
+
+def test_hypothesis_examples_get_fresh_state(pytester: pytest.Pytester) -> None:
+    source = """
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=15, deadline=None)
+    @given(n=st.integers(1, 3))
+    def test_examples(kling_mock_server, n):
+        with kling_mock_server.fresh() as mock:
+            client = kling_mock_server.client(mock)
+            for i in range(n):
+                client.text2video(f"shot {i}", external_task_id=f"same-{i}")
+            assert len(mock.tasks()) == n
+    """
+    run(pytester, source).assert_outcomes(passed=1)
+
+
+def test_xdist_workers_share_one_served_mock_without_meeting(pytester: pytest.Pytester) -> None:
+    from tests.test_cli import LISTENING, Server, _env
+
+    served = Server(("--port", "0", "--manual-clock", "--quiet"), _env())
+    try:
+        url = served.wait_for(LISTENING).removeprefix("listening on ")
+        source = (
+            DOWNSTREAM
+            + """
+
+import pytest
+import requests
+
+@pytest.mark.parametrize("n", range(8))
+def test_many(kling_mock, kling_client, n):
+    kling_mock.add_fault(action={"type": "error", "code": 5000}, match={"path": "/nowhere"})
+    kling_client.text2video(f"shot {n}")
+    kling_mock.clock.advance(5)
+    assert len(kling_mock.tasks()) == 1 and len(kling_mock.faults()) == 1
+"""
+        )
+        run(pytester, source, "-n", "2", f"--kling-base-url={url}").assert_outcomes(passed=12)
+        names = requests.get(f"{url}/__mock/namespaces", timeout=10).json()["data"]["names"]
+        assert names == []  # every test's namespace was dropped at its end
+        assert requests.get(f"{url}/__mock/tasks", timeout=10).json()["data"] == []
+    finally:
+        served.stop()
