@@ -214,7 +214,8 @@ def _properties(schema: Any) -> dict[str, Any]:
     for key in ("allOf", "oneOf", "anyOf"):
         for sub in schema.get(key, []):
             for name, value in _properties(sub).items():
-                found.setdefault(name, value)
+                if not _resolve(found.get(name)):  # an empty schema says nothing: take this one
+                    found[name] = value
     return found
 
 
