@@ -72,7 +72,7 @@ def contract(args: argparse.Namespace) -> int:
             "contract_tests",
             "-p",
             "no:cacheprovider",
-            "-q",
+            "-v" if args.base_url else "-q",  # one line per check: progress on slow targets
             "-rfs",
             f"--kling-max-units={args.max_units}",
         ]

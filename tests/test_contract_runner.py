@@ -254,3 +254,18 @@ def test_recorded_answers_are_checked(tmp_path: Path) -> None:
     assert any("data.task_status must be one of" in f for f in found), found
     assert any("data.new_field: the real API sends it; the mock never does" in f for f in found)
     assert any(f.startswith("broken.json: not a recorded answer") for f in found)
+
+
+def test_the_example_ci_workflow_runs_commands_that_exist() -> None:
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load(
+        (Path(__file__).parent.parent / "examples" / "contract-ci.yml").read_text()
+    )
+    runs = [s["run"] for s in workflow["jobs"]["contract"]["steps"] if "run" in s]
+    commands = [r for r in runs if r.startswith("kling-testkit")]
+    assert len(commands) == 4
+    from kling_testkit.cli import _parser
+
+    for command in commands:
+        args = command.replace('"${{ secrets.KLING_BASE_URL }}"', "http://127.0.0.1:9").split()[1:]
+        _parser().parse_args(args)  # exits on an unknown flag
