@@ -8,6 +8,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from kling_testkit.spec import families, schema
+from kling_testkit.spec.document import choices
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
 _KIND_NAMES = sorted({family.output for family in families().values()})
@@ -60,11 +61,9 @@ SCHEMA: dict[str, Any] = {
                 "properties": {"queue_s": _NUMBER, "run_s": _NUMBER},
             },
         },
-        "duration_multipliers": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"mode_pro": _NUMBER, "duration_10": _NUMBER, "per_extra_image": _NUMBER},
-        },
+        # Keys name a request option of the contract (``mode_pro``), or ``per_extra_image``;
+        # the names allowed are filled in by ``validator()`` from the document.
+        "duration_multipliers": {"type": "object", "additionalProperties": _NUMBER},
         "duration_spread": {"type": "number", "minimum": 0, "maximum": 2},
         "accounts": {"type": "array", "minItems": 1, "items": _ACCOUNT},
         "auth_clock": {"enum": ["wall", "mock"]},
@@ -116,4 +115,9 @@ SCHEMA: dict[str, Any] = {
 @cache
 def validator() -> Draft202012Validator:
     """The config validator (built on first use)."""
-    return Draft202012Validator(SCHEMA)
+    multipliers = {
+        **SCHEMA["properties"]["duration_multipliers"],
+        "propertyNames": {"enum": [*choices(), "per_extra_image"]},
+    }
+    properties = {**SCHEMA["properties"], "duration_multipliers": multipliers}
+    return Draft202012Validator({**SCHEMA, "properties": properties})

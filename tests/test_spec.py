@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import zlib
 from typing import Any
@@ -17,6 +18,7 @@ from kling_testkit.spec import (
     families,
     field,
     image_size,
+    openapi,
     parameter,
     parse_query,
 )
@@ -89,9 +91,16 @@ def test_text2video_defaults_are_the_documented_ones() -> None:
 
 def test_check_request_fills_documented_defaults() -> None:
     params = check_request("text2video", {"prompt": "a cat"})
-    expected = {**defaults("Text2VideoRequest"), "prompt": "a cat"}
-    expected.pop("model")  # the legacy alias is folded into model_name, never returned
-    assert params == expected
+    assert params == {
+        "prompt": "a cat",
+        "model_name": "kling-v1",
+        "mode": "std",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "cfg_scale": 0.5,
+        "sound": "off",
+        "multi_shot": False,
+    }
 
 
 def test_legacy_model_is_folded_into_model_name() -> None:
@@ -334,3 +343,20 @@ def test_every_error_code_has_an_http_status() -> None:
 )
 def test_documented_code_travels_with_its_http_status(code: int, status: int) -> None:
     assert ErrorCode(code).http_status == status
+
+
+def test_the_documents_error_code_table_is_the_one_in_codes() -> None:
+    table = openapi()["x-kling-error-codes"]["codes"]
+    documented = {(row["code"], row["name"], row["http_status"]) for row in table}
+    assert documented == {(int(code), code.name, code.http_status) for code in ErrorCode}
+    assert all(row["meaning"] for row in table)
+    assert [row["code"] for row in table] == sorted(int(code) for code in ErrorCode)
+
+
+def test_every_error_response_points_at_a_section_that_exists() -> None:
+    doc = openapi()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            described = operation["responses"]["default"]["description"]
+            for name in re.findall(r"x-kling-[a-z-]+", described):
+                assert name in doc, f"{method.upper()} {path} points at missing {name}"

@@ -81,6 +81,32 @@ def defaults(request_schema: str) -> dict[str, Any]:
     return out
 
 
+@cache
+def choices() -> dict[str, tuple[str, str]]:
+    """Every ``<field>_<value>`` that names one enum value of a create field, e.g. ``mode_pro``.
+
+    Config that depends on a request option (the mock's ``duration_multipliers``) names it so;
+    the values themselves are only ever written in the document.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for family in families().values():
+        for name, node in schema(family.request_schema)["properties"].items():
+            if node.get("deprecated"):  # a legacy alias is folded into its field
+                continue
+            for value in field(family.request_schema, name).get("enum", []):
+                found.setdefault(f"{name}_{value}", (name, str(value)))
+    return found
+
+
+def enum_values(output: str, name: str) -> list[str]:
+    """Every value of the ``name`` enum over the families producing ``output``, in order."""
+    out: list[str] = []
+    for family in families().values():
+        if family.output == output and name in schema(family.request_schema)["properties"]:
+            out += [str(v) for v in field(family.request_schema, name)["enum"] if str(v) not in out]
+    return out
+
+
 def parameter(name: str) -> dict[str, Any]:
     """Return a component parameter (its ``schema`` holds the limits)."""
     params: dict[str, dict[str, Any]] = openapi()["components"]["parameters"]

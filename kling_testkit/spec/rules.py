@@ -46,12 +46,12 @@ def image_size(data: bytes) -> tuple[str, int, int] | None:
 
 def check_url(name: str, value: str) -> None:
     """Require an absolute http(s) URL with a host; the mock never fetches it."""
-    parts = urlsplit(value)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(c.isspace() for c in value)
-    ):
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unclosed or invalid IPv6 literal, such as http://[x
+        host = None
+    if host is None or parts.scheme not in ("http", "https") or any(c.isspace() for c in value):
         raise ContractViolation(f"{name} must be an absolute http(s) URL; got {value[:80]!r}", name)
 
 

@@ -1,0 +1,121 @@
+"""Each piece of the API contract is written once, in the OpenAPI document, and read from there.
+
+These tests change a copy of the document (the ``change_contract`` fixture) and show that the
+code follows, or scan the code for a second spelling of what the document says.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kling_testkit import client, stateful
+from kling_testkit.spec import FAILED, PROCESSING, SUBMITTED, SUCCEED, TERMINAL, schema
+from kling_testkit.spec.statuses import RANK
+from mock_server import render, tasks
+from mock_server.config import MockConfig, default_durations, default_multipliers
+from mock_server.errors import ConfigError
+from tests.conftest import ChangeContract
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ families
+
+
+def add_family(doc: dict[str, Any]) -> None:
+    """A fourth family, text-to-audio, on the text-to-video request schema."""
+    create = dict(doc["paths"]["/v1/videos/text2video"]["post"])
+    create["operationId"] = "create_text2audio"
+    create["x-kling-family"] = {"name": "text2audio", "output": "video"}
+    doc["paths"]["/v1/audio/text2audio"] = {"post": create}
+
+
+def test_config_takes_its_families_from_the_contract(change_contract: ChangeContract) -> None:
+    with pytest.raises(ConfigError, match="unknown family 'text2audio'"):
+        MockConfig.from_dict({"failure_rate": {"text2audio": 0.5}})
+    change_contract(add_family)
+    config = MockConfig.from_dict({"failure_rate": {"text2audio": 0.5}})
+    assert config.failure_rate == {"text2audio": 0.5}
+
+
+# ------------------------------------------------------------------ timing multipliers
+
+
+def timings(params: dict[str, Any], multipliers: dict[str, float]) -> float:
+    _, run_s = tasks.draw_timings(
+        random.Random(0), "text2video", params, default_durations(), multipliers, 0
+    )
+    return run_s
+
+
+def test_default_multipliers_name_options_of_the_contract() -> None:
+    base = default_durations()["text2video"]["run_s"]
+    multipliers = default_multipliers()
+    assert timings({"mode": "std", "duration": "5"}, multipliers) == base
+    assert timings({"mode": "pro", "duration": "5"}, multipliers) == base * 1.5
+    assert timings({"mode": "pro", "duration": "10"}, multipliers) == pytest.approx(base * 2.7)
+
+
+def test_a_multiplier_may_name_any_option_the_contract_adds(
+    change_contract: ChangeContract,
+) -> None:
+    with pytest.raises(ConfigError, match="mode_ultra"):
+        MockConfig.from_dict({"duration_multipliers": {"mode_ultra": 3.0}})
+    change_contract(lambda doc: doc["components"]["schemas"]["Mode"]["enum"].append("ultra"))
+    config = MockConfig.from_dict({"duration_multipliers": {"mode_ultra": 3.0}})
+    base = default_durations()["text2video"]["run_s"]
+    assert timings({"mode": "ultra"}, config.duration_multipliers) == base * 3.0
+    assert timings({"mode": "pro"}, config.duration_multipliers) == base * 1.5
+
+
+def test_a_multiplier_naming_no_option_is_refused() -> None:
+    with pytest.raises(ConfigError, match="mode_turbo"):
+        MockConfig.from_dict({"duration_multipliers": {"mode_turbo": 2.0}})
+
+
+# ------------------------------------------------------------------ statuses
+
+
+def test_status_constants_are_the_documents_enum_in_lifecycle_order() -> None:
+    assert schema("TaskStatus")["enum"] == [SUBMITTED, PROCESSING, SUCCEED, FAILED]
+    spelled = ("submitted", "processing", "succeed", "failed")
+    assert spelled == (SUBMITTED, PROCESSING, SUCCEED, FAILED)
+    assert {SUCCEED, FAILED} == TERMINAL
+    assert RANK[SUBMITTED] < RANK[PROCESSING] < RANK[SUCCEED] == RANK[FAILED]
+
+
+def test_every_user_of_a_status_takes_the_contracts_constants() -> None:
+    assert client.TERMINAL_STATUSES is TERMINAL
+    assert stateful.ORDER is RANK
+    assert (tasks.SUBMITTED, tasks.SUCCEED, tasks.FAILED, tasks.TERMINAL) == (
+        SUBMITTED,
+        SUCCEED,
+        FAILED,
+        TERMINAL,
+    )
+    assert render.SUBMITTED is SUBMITTED
+    created = schema("TaskCreated")["properties"]["task_status"]
+    assert created == {"const": SUBMITTED}
+
+
+# callbacks.py is being rewritten in parallel; its "failed" is a delivery state, not a status.
+_NOT_SCANNED = {"kling_testkit/spec/statuses.py", "mock_server/callbacks.py"}
+
+
+def test_no_module_spells_a_task_status_of_its_own() -> None:
+    statuses = set(schema("TaskStatus")["enum"])
+    found = []
+    for package in ("mock_server", "kling_testkit"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = path.relative_to(ROOT).as_posix()
+            if name in _NOT_SCANNED:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and node.value in statuses:
+                    found.append(f"{name}:{node.lineno}: {node.value!r}")
+    assert not found, "status spelled outside the contract:\n" + "\n".join(found)
