@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from kling_testkit.spec import ContractViolation, check_request, families, field, schema
-from kling_testkit.spec.document import resolve
+from kling_testkit.spec.document import alternatives, exclusions, requirements, resolve
 from kling_testkit.spec.validation import field_path
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
 
 T2V, I2V, IMAGES = "text2video", "image2video", "image_generation"
 _NOT_GENERATED = frozenset({"multi_shot", "shot_type", "multi_prompt"})  # rules of their own
-_EXCLUSIVE = (("image_tail",), ("static_mask", "dynamic_masks"), ("camera_control",))  # i2v
 _SAFE = string.ascii_lowercase + string.digits
 _PIECE = 80  # characters of a text drawn one by one; longer texts repeat them
 _Path = tuple[str | int, ...]
@@ -95,6 +94,11 @@ def _required(node: dict[str, Any]) -> list[str]:
     return [*node.get("required", []), *node.get("else", {}).get("required", [])]
 
 
+def _allows(rx: re.Pattern[str], char: str) -> bool:
+    """Whether ``char`` may be part of a value: alone, or after a letter (a prompt needs one)."""
+    return rx.search(char) is not None or rx.search(f"a{char}") is not None
+
+
 @cache
 def _alphabet_for(pattern: str, visible: bool = False) -> st.SearchStrategy[str]:
     """Letters of many scripts, emoji, punctuation and the white space ``pattern`` allows."""
@@ -106,7 +110,7 @@ def _alphabet_for(pattern: str, visible: bool = False) -> st.SearchStrategy[str]
         st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),  # emoji
         st.characters(categories=["P"]),
         st.sampled_from([" ", *controls]),
-    ).filter(lambda c: rx.search(c) is not None and not (visible and c.isspace()))
+    ).filter(lambda c: _allows(rx, c) and not (visible and c.isspace()))
 
 
 @st.composite
@@ -196,11 +200,11 @@ def prompts(
     if alphabet is None:
         return _texts(_alphabet_for(rx.pattern), size, _alphabet_for(rx.pattern, True))
     if isinstance(alphabet, str):
-        bad = sorted({c for c in alphabet if rx.search(c) is None})
+        bad = sorted({c for c in alphabet if not _allows(rx, c)})
         if bad or alphabet.isspace() or not alphabet:
             raise InvalidArgument(f"prompts: alphabet needs a visible character; refused: {bad!r}")
         alphabet = st.sampled_from(sorted(set(alphabet)))
-    chars = alphabet.filter(lambda c: len(c) == 1 and rx.search(c) is not None)
+    chars = alphabet.filter(lambda c: len(c) == 1 and _allows(rx, c))
     return _texts(chars, size, chars.filter(lambda c: not c.isspace()))
 
 
@@ -268,15 +272,9 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     request = _request(family)
     props = schema(request)["properties"]
     names = [n for n in props if n not in _NOT_GENERATED and not props[n].get("deprecated")]
-    chosen = set(draw(st.lists(st.sampled_from(names), unique=True)))
-    chosen |= {*_required(schema(request)), *(["model_name"] if models else [])}
-    if family == I2V:
-        keep = draw(st.sampled_from(((), *_EXCLUSIVE)))
-        chosen -= {f for group in _EXCLUSIVE if group != keep for f in group}
-        if not chosen & {"image", "image_tail"}:
-            chosen.add("image")
-    elif family == IMAGES:
-        chosen -= {"negative_prompt"} if "image" in chosen else {"image_reference"}
+    needed = [*_required(schema(request)), *(["model_name"] if models else [])]
+    drawn = [*needed, *draw(st.lists(st.sampled_from(names), unique=True))]
+    chosen = _compatible(request, drawn)
     models = models or tuple(field(request, "model_name")["enum"])
     body = {n: draw(_field_values(family, n, models)) for n in names if n in chosen}
     # Values that depend on other fields: drawn among those the rules accept.
@@ -285,6 +283,29 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     if family == IMAGES and "aspect_ratio" in body:
         body["aspect_ratio"] = draw(st.sampled_from(_accepted(family, body, "aspect_ratio")))
     return body
+
+
+def _compatible(request: str, drawn: list[str]) -> set[str]:
+    """The drawn fields that can go together, in draw order, by the document's cross-field rules.
+
+    A field excluded by one kept earlier is dropped, and so is one whose needs cannot be met;
+    when the body needs one of several groups (``image`` or ``image_tail``) and has none, the
+    first that fits is added.
+    """
+    excluded, needs = exclusions(request), requirements(request)
+    chosen: set[str] = set()
+
+    def fits(names: list[str]) -> bool:
+        return not any(excluded.get(n, frozenset()) & (chosen | set(names)) for n in names)
+
+    for name in drawn:
+        group = [name, *needs.get(name, [])]
+        if name not in chosen and fits(group):
+            chosen |= set(group)
+    branches = alternatives(request)
+    if branches and not any(set(branch) <= chosen for branch in branches):
+        chosen |= set(next(branch for branch in branches if fits(branch)))
+    return chosen
 
 
 def _valid(family: str, models: Sequence[str] | None) -> st.SearchStrategy[Body]:
@@ -337,18 +358,19 @@ def _breakable(body: Body, request: str) -> list[tuple[str, _Path]]:
                 out.append(("unknown_field", path))
         if not path:
             continue
+        # Moving a still camera axis (a zero), or making it a string, would break the one-axis
+        # rule as well.
+        still = value == 0 and path[:2] == ("camera_control", "config")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         # A bad sound next to voices would break the voice rule too; a wrong type, the enum.
         if "enum" in node and not (path == ("sound",) and body.get("voice_list")):
             out.append(("enum", path))
-        elif "type" in node and "enum" not in node:
+        elif "type" in node and "enum" not in node and not still:
             out.append(("type", path))
         if isinstance(value, str) and "maxLength" in node and "x-kling-image" not in node:
             out.append(("maxLength", path))  # images are left alone: their limit is megabytes
         if path == ("prompt",) and isinstance(value, str):
             out.append(("pattern", path))
-        # Moving a still camera axis (a zero) would break the one-axis rule as well.
-        still = value == 0 and path[:2] == ("camera_control", "config")
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if numeric and not still and ("minimum" in node or "maximum" in node):
             out.append(("range", path))
     return out
@@ -377,7 +399,7 @@ def _broken_value(draw: st.DrawFn, rule: str, node: dict[str, Any], value: Any) 
     # pattern: a control character the pattern refuses (not white space, so the prompt keeps a
     # visible character), inserted, or in place of another at the length limit.
     rx = re.compile(node["pattern"])
-    refused = [c for c in map(chr, range(128)) if rx.search(c) is None and not c.isspace()]
+    refused = [c for c in map(chr, range(128)) if not _allows(rx, c) and not c.isspace()]
     bad = draw(st.sampled_from(refused))
     at = draw(st.integers(0, len(value) - 1))
     return value[:at] + bad + value[at + (len(value) >= node["maxLength"]) :]

@@ -15,7 +15,7 @@ from mock_server.backend import Backend
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError
 from mock_server.journal import Entry
-from mock_server.views import api, control, media
+from mock_server.views import api, control, media, meta
 
 log = logging.getLogger("mock_server")
 
@@ -41,6 +41,7 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(meta.bp)
 
     @app.before_request
     def start() -> None:

@@ -109,11 +109,17 @@ def test_legacy_model_is_folded_into_model_name() -> None:
     assert "model" not in params
 
 
-def test_model_and_model_name_disagreeing_is_refused() -> None:
-    body = {"prompt": "a cat", "model": "kling-v1", "model_name": "kling-v1-6"}
-    error = refusal("text2video", body)
+@pytest.mark.parametrize("model", ["kling-v1", "kling-v3"], ids=["disagreeing", "agreeing"])
+@pytest.mark.parametrize("family", ["text2video", "image2video", "image_generation"])
+def test_model_and_model_name_together_are_refused(family: str, model: str) -> None:
+    body = {"prompt": "a cat", "image": URL, "model": model, "model_name": "kling-v3"}
+    if family == "text2video":
+        del body["image"]
+    error = refusal(family, body)
     assert error.field == "model"
-    assert "disagree" in error.message
+    assert (
+        error.message == "model is the legacy alias of model_name: send model_name only, not both"
+    )
 
 
 # ------------------------------------------------------------------ violations

@@ -107,6 +107,39 @@ def enum_values(output: str, name: str) -> list[str]:
     return out
 
 
+def _refuses(node: object) -> bool:
+    """Whether a schema admits nothing: ``false`` or ``{"not": {}}`` (notes aside)."""
+    if node is False:
+        return True
+    return isinstance(node, dict) and node.get("not") == {} and set(node) <= {"not", "x-messages"}
+
+
+def exclusions(request_schema: str) -> dict[str, frozenset[str]]:
+    """Fields that cannot be sent together, each way round: ``field -> fields it excludes``.
+
+    Read from the schema's ``dependentSchemas``: ``{"A": {"properties": {"B": {"not": {}}}}}``
+    says A and B exclude each other.
+    """
+    pairs: dict[str, set[str]] = {}
+    for name, node in schema(request_schema).get("dependentSchemas", {}).items():
+        for other, rule in node.get("properties", {}).items():
+            if _refuses(rule):
+                pairs.setdefault(name, set()).add(other)
+                pairs.setdefault(other, set()).add(name)
+    return {name: frozenset(others) for name, others in pairs.items()}
+
+
+def requirements(request_schema: str) -> dict[str, list[str]]:
+    """Fields that need others (``dependentRequired``): ``field -> fields it needs``."""
+    found: dict[str, list[str]] = schema(request_schema).get("dependentRequired", {})
+    return found
+
+
+def alternatives(request_schema: str) -> list[list[str]]:
+    """Groups of fields of which a body needs one, all present (``anyOf`` of ``required``)."""
+    return [list(node["required"]) for node in schema(request_schema).get("anyOf", [])]
+
+
 def parameter(name: str) -> dict[str, Any]:
     """Return a component parameter (its ``schema`` holds the limits)."""
     params: dict[str, dict[str, Any]] = openapi()["components"]["parameters"]
