@@ -7,6 +7,7 @@ refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe bodie
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import math
@@ -14,19 +15,21 @@ import re
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from kling_testkit.image_bytes import jpeg_bytes, png_bytes
 from kling_testkit.spec import ContractViolation, check_request, families, field, schema
 from kling_testkit.spec.document import alternatives, exclusions, requirements, resolve
 from kling_testkit.spec.validation import field_path
 
 __all__ = [
     "InvalidRequest",
+    "base64_images",
     "camera_controls",
     "external_task_ids",
     "image2video_requests",
@@ -161,9 +164,9 @@ def _from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
             {k: _from_schema(props[k]) for k in need},
             optional={k: _from_schema(v) for k, v in props.items() if k not in need},
         )
-    if "x-kling-image" in node:  # an image: a URL with one of the documented formats
+    if "x-kling-image" in node:  # an image: a URL, or inline Base64 of a documented format
         formats = st.sampled_from(node["x-kling-image"]["formats"])
-        return st.builds("https://example.com/{}.{}".format, _tokens(), formats)
+        return st.builds("https://example.com/{}.{}".format, _tokens(), formats) | base64_images()
     if "pattern" in node:
         size = range(node.get("minLength", 0), node["maxLength"] + 1)
         return _texts(_alphabet_for(node["pattern"]), size)
@@ -213,6 +216,47 @@ def negative_prompts(*, max_size: int | None = None) -> st.SearchStrategy[str]:
     node = field(_request(T2V), "negative_prompt")
     size = _size_args("negative_prompts", node, node.get("minLength", 0), max_size, floor=0)
     return _texts(_alphabet_for(node["pattern"]), size)
+
+
+_ENCODERS = {"png": png_bytes, "jpeg": jpeg_bytes}
+
+
+@st.composite
+def _image_sizes(draw: st.DrawFn, least: int, aspect: float) -> tuple[int, int]:
+    # Sides up to 2x and 3x the least: the limits worth meeting are the small side and the
+    # aspect ratio (a flat image never nears the byte limit), and larger ones only cost time.
+    short = draw(st.integers(least, 2 * least))
+    long = draw(st.integers(short, max(short, min(3 * least, math.floor(short * aspect)))))
+    return (long, short) if draw(st.booleans()) else (short, long)
+
+
+@lru_cache(maxsize=512)
+def _encoded(kind: str, width: int, height: int) -> str:
+    return base64.b64encode(_ENCODERS[kind](width, height)).decode("ascii")
+
+
+def base64_images(*, formats: Sequence[str] | None = None) -> st.SearchStrategy[str]:
+    """Return a strategy of inline images the contract accepts (format ``kling-image-base64``).
+
+    Each is raw standard Base64 (no ``data:`` prefix) of a real PNG or JPEG, one of ``formats``
+    (default: every format of the document's ``x-kling-image``), with sides at least
+    ``min_side_px`` and an aspect ratio within ``max_aspect``; flat grey, so a few kilobytes.
+    """
+    limits = schema("ImageInput")["x-kling-image"]
+    allowed: list[str] = limits["formats"]
+    chosen = list(allowed if formats is None else formats)
+    unknown = [f for f in chosen if f not in allowed or f not in _ENCODERS]
+    if isinstance(formats, str) or not chosen or unknown:
+        raise InvalidArgument(f"formats must be a non-empty list of {allowed}; got {formats!r}")
+    sizes = _image_sizes(limits["min_side_px"], float(limits["max_aspect"]))
+
+    def encode(kind: str, size: tuple[int, int]) -> str:
+        text = _encoded(kind, *size)
+        if len(text) * 3 // 4 > limits["max_bytes"]:  # not reached with flat images this small
+            raise InvalidArgument(f"a {kind} of {size} is over the byte limit")
+        return text
+
+    return st.builds(encode, st.sampled_from(chosen), sizes)
 
 
 def external_task_ids() -> st.SearchStrategy[str]:
