@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import struct
 import zlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import (
@@ -21,7 +25,10 @@ from kling_testkit.spec import (
     openapi,
     parameter,
     parse_query,
+    schema,
 )
+from kling_testkit.spec.document import exclusions
+from kling_testkit.spec.rules import check_url
 
 URL = "https://example.com/cat.png"
 
@@ -366,3 +373,150 @@ def test_every_error_response_points_at_a_section_that_exists() -> None:
             described = operation["responses"]["default"]["description"]
             for name in re.findall(r"x-kling-[a-z-]+", described):
                 assert name in doc, f"{method.upper()} {path} points at missing {name}"
+
+
+# ------------------------------------------------------------------ rules stated in the schema
+
+
+URL_PATTERN = re.compile(schema("HttpUrl")["pattern"])
+PROMPT_PATTERN = re.compile(schema("Prompt")["pattern"])
+TEXT_PATTERN = re.compile(schema("NegativePrompt")["pattern"])
+CONTROLS = {chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=st.from_regex(URL_PATTERN, fullmatch=True))
+def test_every_url_the_pattern_admits_is_an_absolute_http_url_with_a_host(url: str) -> None:
+    parts = urlsplit(url)
+    assert parts.scheme.lower() in ("http", "https") and parts.hostname
+    assert parts.port is None or 0 <= parts.port <= 65535
+    check_url("callback_url", url)
+
+
+@pytest.mark.parametrize(
+    ("url", "admitted"),
+    [
+        ("https://example.com/hooks/1?x=y#z", True),
+        ("HTTP://EXAMPLE.COM", True),
+        ("http://user:pw@127.0.0.1:8080/cb", True),
+        ("http://[::1]:9000/cb", True),
+        ("http://[2001:db8::8a2e:370:7334]/", True),
+        ("http://[x", False),
+        ("http://[::1/hook", False),
+        ("http://[not-ipv6]/", False),
+        ("http://[127.0.0.1]/", False),
+        ("http://host:65536/", False),
+        ("http://a b/", False),
+        ("http://example.com/a b", False),
+        ("http://example.com/\x00", False),
+        ("http://ex\u00e4mple.com/", False),  # non-ASCII host: send its xn-- form
+        ("https://", False),
+        ("http://@/x", False),
+        ("ftp://example.com/", False),
+        ("//example.com/", False),
+    ],
+)
+def test_url_pattern_admits_exactly_what_the_mock_can_use(url: str, admitted: bool) -> None:
+    assert (URL_PATTERN.search(url) is not None) is admitted
+    assert (not refused_field("text2video", {"prompt": "x", "callback_url": url})) is admitted
+
+
+def refused_field(family: str, body: dict[str, Any]) -> str | None:
+    try:
+        check_request(family, body)
+    except ContractViolation as exc:
+        return exc.field
+    return None
+
+
+TEXTS = st.text(
+    st.sampled_from(sorted(CONTROLS | {" ", "\t", "\n", "\r", "\u3000", "\u00a0", "\x85"}))
+    | st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    max_size=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=TEXTS)
+def test_prompt_pattern_is_no_control_character_and_more_than_white_space(text: str) -> None:
+    wanted = not (set(text) & CONTROLS) and bool(text.strip())
+    assert (PROMPT_PATTERN.search(text) is not None) is wanted
+    assert (TEXT_PATTERN.search(text) is not None) is (not set(text) & CONTROLS)
+    assert (refused_field("text2video", {"prompt": text}) is None) is wanted
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"prompt": "a\ud800b"}, "prompt"),
+        ({"prompt": "x", "callback_url": "https://example.com/\udc00"}, "callback_url"),
+        (
+            {"prompt": "x", "watermark_info": {"enabled": True, "\ud83d": 1}},
+            "watermark_info.\ud83d",
+        ),
+    ],
+    ids=["prompt", "callback-url", "key"],
+)
+def test_an_unpaired_surrogate_anywhere_is_refused_naming_where(
+    body: dict[str, Any], where: str
+) -> None:
+    error = refusal("text2video", body)
+    assert error.field == where
+    assert "unpaired surrogates" in error.message
+
+
+def test_a_paired_surrogate_is_just_a_character() -> None:
+    prompt = json.loads('"a \\ud83d\\ude00 b"')  # as a client's JSON encoder sends an emoji
+    assert check_request("text2video", {"prompt": prompt})["prompt"] == "a \U0001f600 b"
+
+
+def test_the_image_to_video_exclusions_are_stated_once_in_the_document() -> None:
+    found = exclusions("Image2VideoRequest")
+    assert found["image_tail"] == {
+        "static_mask",
+        "dynamic_masks",
+        "camera_control",
+    }
+    assert found["camera_control"] == {"image_tail", "static_mask", "dynamic_masks"}
+    assert found["static_mask"] == found["dynamic_masks"] == {"image_tail", "camera_control"}
+    assert found["model"] == {"model_name"}
+
+
+MASK = {"mask": URL, "trajectories": [{"x": 1, "y": 1}, {"x": 2, "y": 2}]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "other"),
+    [
+        ({"image_tail": URL, "static_mask": URL}, "static_mask", "image_tail"),
+        ({"image_tail": URL, "dynamic_masks": [MASK]}, "dynamic_masks", "image_tail"),
+        (
+            {"static_mask": URL, "camera_control": {"type": "down_back"}},
+            "camera_control",
+            "static_mask",
+        ),
+    ],
+    ids=["tail-static", "tail-dynamic", "static-camera"],
+)
+def test_exclusive_image_to_video_inputs_are_refused_naming_both(
+    extra: dict[str, Any], where: str, other: str
+) -> None:
+    error = refusal("image2video", {"image": URL, **extra})
+    assert error.field == where
+    assert error.message == f"{where} cannot be used together with {other}"
+
+
+def test_a_mask_given_inline_is_checked_as_an_image() -> None:
+    body = {"image": URL, "dynamic_masks": [{**MASK, "mask": b64(png(100, 100))}]}
+    error = refusal("image2video", body)
+    assert error.field == "dynamic_masks[0].mask"
+    assert "at least 300 px" in error.message
+    assert check_request("image2video", {"image": URL, "dynamic_masks": [MASK]})
+
+
+def test_simple_camera_with_a_config_that_is_no_object_breaks_one_rule() -> None:
+    error = refusal(
+        "text2video", {"prompt": "x", "camera_control": {"type": "simple", "config": 3}}
+    )
+    assert error.field == "camera_control.config"
+    assert "must be of type object" in error.message
