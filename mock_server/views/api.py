@@ -62,11 +62,11 @@ def create(family: str) -> Response:
 def list_or_find(family: str) -> Response:
     """List tasks newest first, or return one task when ``external_task_id`` is given."""
     mock = backend()
-    if "external_task_id" in request.args:
-        external = _query(["externalTaskIdQuery"])["external_task_id"]
-        return ok(mock.render(mock.get_task(g.account, family, external)))
-    page = _query(["pageNum", "pageSize"])
-    tasks = mock.list_tasks(g.account, family, page["pageNum"], page["pageSize"])
+    # Every documented parameter is checked, even those the answer does not use.
+    query = _query(["pageNum", "pageSize", "externalTaskIdQuery"])
+    if "external_task_id" in query:
+        return ok(mock.render(mock.get_task(g.account, family, query["external_task_id"])))
+    tasks = mock.list_tasks(g.account, family, query["pageNum"], query["pageSize"])
     now = mock.now()
     return ok([mock.render(t, now) for t in tasks])
 
