@@ -69,6 +69,13 @@ def body_text(interaction: dict[str, Any]) -> str:
     return base64.b64decode(content.get("$base64", "")).decode("utf-8", "replace")
 
 
+def kling_code(text: str) -> object:
+    try:
+        return json.loads(text).get("code")
+    except (ValueError, AttributeError):
+        return None
+
+
 def test_schemathesis_finds_nothing_but_repeated_external_task_ids(
     live_server: str, tmp_path: Path
 ) -> None:
@@ -84,6 +91,7 @@ def test_schemathesis_finds_nothing_but_repeated_external_task_ids(
     cases = 0
     statuses: collections.Counter[tuple[str, int]] = collections.Counter()
     failed: list[str] = []
+    duplicates = 0
     (events,) = tmp_path.glob("ndjson-*.ndjson")
     for line in events.read_text().splitlines():
         event = json.loads(line)
@@ -102,22 +110,20 @@ def test_schemathesis_finds_nothing_but_repeated_external_task_ids(
                 duplicate = (
                     check["name"] == "positive_data_acceptance"
                     and status == 400
-                    and json.loads(text).get("code") == 1201
+                    and kling_code(text) == 1201
                     and "external_task_id" in text
                     and "already used" in text
                 )
+                duplicates += duplicate
                 if not duplicate:
                     failed.append(f"{check['name']}: {sent['method']} {sent['path']} -> {text}")
-    rejected = sum(
-        n for (op, status), n in statuses.items() if op.startswith("POST") and status == 400
-    )
+    server_errors = sum(n for (_, status), n in statuses.items() if status >= 500)
     print(
-        f"schemathesis: {cases} cases, {len(failed)} failures besides repeated external_task_ids"
-        f" ({summary['test_cases']['with_failures']} cases with a failure in all);"
-        f" creates refused with 400: {rejected}"
+        f"schemathesis: {cases} cases, {server_errors} server errors, {len(failed)} failed checks,"
+        f" {duplicates} schema-valid creates refused for a repeated external_task_id"
     )
     assert not failed, "\n".join(failed[:20])
     assert cases >= 1000, cases
     for family in families().values():
         assert statuses[(f"POST {family.path}", 200)] > 0, f"no task created at {family.path}"
-    assert not any(status >= 500 for _, status in statuses), statuses
+    assert server_errors == 0, statuses
