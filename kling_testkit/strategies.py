@@ -1,8 +1,10 @@
 """Hypothesis strategies for Kling request bodies, generated from the API contract.
 
-Limits, enums, ranges and model names are read from the OpenAPI document; cross-field rules that
-carry a value (camera types needing a config, the ``sound`` voices need, aspect ratios a model
-refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe bodies.
+Limits, enums, ranges, model names and which fields exclude or need others (the document's
+``dependentSchemas``, ``dependentRequired`` and ``anyOf``) are read from the OpenAPI document;
+cross-field rules that carry a value (camera types needing a config, the ``sound`` voices need,
+aspect ratios a model refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe
+bodies.
 """
 
 from __future__ import annotations
