@@ -520,3 +520,11 @@ def test_simple_camera_with_a_config_that_is_no_object_breaks_one_rule() -> None
     )
     assert error.field == "camera_control.config"
     assert "must be of type object" in error.message
+
+
+@pytest.mark.parametrize("url", ["http://[x", "http://[::1", "https://[::1/cb", "http://"])
+def test_check_url_refuses_a_broken_host_instead_of_raising_value_error(url: str) -> None:
+    with pytest.raises(ContractViolation) as caught:
+        check_url("callback_url", url)
+    assert caught.value.field == "callback_url"
+    assert "absolute http(s) URL" in caught.value.message
