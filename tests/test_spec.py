@@ -528,3 +528,17 @@ def test_check_url_refuses_a_broken_host_instead_of_raising_value_error(url: str
         check_url("callback_url", url)
     assert caught.value.field == "callback_url"
     assert "absolute http(s) URL" in caught.value.message
+
+
+def test_every_option_the_contract_allows_has_a_price() -> None:
+    pricing = openapi()["x-kling-pricing"]
+    for family in families().values():
+        models = field(family.request_schema, "model_name")["enum"]
+        if family.output == "image":
+            assert set(models) <= set(pricing["image"]), family.name
+            continue
+        modes = field(family.request_schema, "mode")["enum"]
+        durations = field(family.request_schema, "duration")["enum"]
+        for model in models:
+            for mode in modes:
+                assert set(durations) <= set(pricing["video"][model][mode]), (model, mode)
