@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,18 @@ def test_no_module_spells_a_task_status_of_its_own() -> None:
                 if isinstance(node, ast.Constant) and node.value in statuses:
                     found.append(f"{name}:{node.lineno}: {node.value!r}")
     assert not found, "status spelled outside the contract:\n" + "\n".join(found)
+
+
+def test_the_mock_stands_on_the_contract_alone() -> None:
+    code = (
+        "import sys\n"
+        "from mock_server import create_app\n"
+        "client = create_app({'clock': 'manual'}).test_client()\n"
+        "assert client.get('/openapi.json').status_code == 200\n"
+        "heavy = ('pytest', 'hypothesis', 'faker', 'schemathesis', 'locust')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stderr[-2000:]
