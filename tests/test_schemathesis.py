@@ -61,7 +61,10 @@ def run_schemathesis(base_url: str, reports: Path) -> subprocess.CompletedProces
         str(reports),
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "kling_testkit.schemathesis_hooks"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    # Run in the report folder: Schemathesis keeps a cache of its findings in its working folder.
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=400, env=env, cwd=reports
+    )
 
 
 def body_text(interaction: dict[str, Any]) -> str:
