@@ -25,6 +25,7 @@ from kling_testkit.budget import Budget
 from kling_testkit.contract import Violation, check_answer
 from kling_testkit.credentials import Credentials
 from kling_testkit.pytest_plugin import KlingTarget
+from kling_testkit.spec.statuses import TERMINAL
 
 REPORT_VAR = "KLING_CONTRACT_REPORT"
 """Where the runner wants the JSON report (outcomes, skip reasons, units spent)."""
@@ -184,7 +185,7 @@ class Target:
         while True:
             task: dict[str, Any] = self.api.get(f"{path}/{task_id}").data
             seen.append(task["task_status"])
-            if task["task_status"] in ("succeed", "failed"):
+            if task["task_status"] in TERMINAL:
                 task["_seen"] = seen
                 return task
             if self.mock is not None:

@@ -23,6 +23,7 @@ from contract_tests.conftest import Target, expect_error
 from kling_testkit.codes import ErrorCode
 from kling_testkit.pricing import format_units
 from kling_testkit.spec import families
+from kling_testkit.spec.statuses import PROCESSING, RANK, SUBMITTED, SUCCEED
 
 # The cheapest documented bodies (1 unit each with the legacy prices).
 CHEAPEST = {
@@ -40,14 +41,13 @@ CHEAPEST = {
 }
 TIMEOUTS = {"image_generation": 300.0, "text2video": 1200.0}  # real time, from the durations
 MAGIC = {"image_generation": (b"\x89PNG", b"\xff\xd8\xff"), "text2video": (b"ftyp",)}
-ORDER = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
 
 
 def _create(target: Target, family: str, **extra: Any) -> tuple[str, Decimal, dict[str, Any]]:
     body = {**CHEAPEST[family], **extra}
     price = target.spender.reserve(family, body)
     created = target.api.post(families()[family].path, body).data
-    assert created["task_status"] == "submitted", created
+    assert created["task_status"] == SUBMITTED, created
     return created["task_id"], price, body
 
 
@@ -58,9 +58,9 @@ def test_a_task_runs_to_the_end_and_its_result_downloads(target: Target, family:
     task_id, price, _ = _create(target, family, external_task_id=external)
     path = families()[family].path
     done = target.wait_for(path, task_id, TIMEOUTS[family])
-    seen = [ORDER[s] for s in done.pop("_seen")]
+    seen = [RANK[s] for s in done.pop("_seen")]
     assert seen == sorted(seen), f"status went backwards: {done}"
-    assert done["task_status"] == "succeed", f"task failed: {done['task_status_msg']!r}"
+    assert done["task_status"] == SUCCEED, f"task failed: {done['task_status_msg']!r}"
     assert done["final_unit_deduction"] == format_units(price), (
         f"final_unit_deduction: expected {format_units(price)}; got {done['final_unit_deduction']}"
     )
@@ -136,4 +136,4 @@ def test_callbacks_arrive_for_each_status(target: Target, receiver: tuple[_Recei
     target.wait_for(families()["image_generation"].path, task_id, TIMEOUTS["image_generation"])
     target.mock.wait_for_callbacks(timeout=30)
     statuses = [b["task_status"] for b in found.bodies if b.get("task_id") == task_id]
-    assert statuses == ["submitted", "processing", "succeed"], statuses
+    assert statuses == [SUBMITTED, PROCESSING, SUCCEED], statuses

@@ -36,9 +36,10 @@ from kling_testkit.errors import (
     error_class,
 )
 from kling_testkit.retry import RetryPolicy
-from kling_testkit.spec import families
+from kling_testkit.spec import FAILED, TERMINAL, families
 
-TERMINAL_STATUSES = frozenset({"succeed", "failed"})
+TERMINAL_STATUSES = TERMINAL
+"""The statuses ``wait`` stops at (the contract's terminal ones)."""
 RENEW_BEFORE = 60.0
 """Seconds before ``exp`` at which a cached token is replaced."""
 
@@ -271,7 +272,7 @@ class KlingClient:
             current = self.get_task(family, task_id, deadline=deadline)
             if on_poll is not None:
                 on_poll(current)
-            if current["task_status"] == "failed":
+            if current["task_status"] == FAILED:
                 if self.budget and task_id in self._costs:
                     self.budget.refund(self._costs.pop(task_id))
                 raise TaskFailed(current)

@@ -26,8 +26,10 @@ from kling_testkit.client import KlingClient
 from kling_testkit.control import MockControl
 from kling_testkit.credentials import Credentials
 from kling_testkit.retry import NO_RETRIES
+from kling_testkit.spec.statuses import RANK, SUBMITTED, SUCCEED, TERMINAL
 
-ORDER = {"submitted": 0, "processing": 1, "succeed": 2, "failed": 2}
+ORDER = RANK
+"""Rank of each status along the lifecycle (from the contract)."""
 FAMILIES = ("text2video", "image_generation")
 
 
@@ -64,7 +66,7 @@ class KlingLifecycleMachine(RuleBasedStateMachine):
             self.control.add_fault(action={"type": "outcome", "outcome": "fail"}, times=1)
         task_id = str(self.client.create_task(family, body)["task_id"])
         assert task_id not in self.seen, f"task id {task_id} was handed out twice"
-        self.seen[task_id] = (family, "submitted")
+        self.seen[task_id] = (family, SUBMITTED)
         return family, task_id
 
     @rule(task=tasks)
@@ -73,7 +75,7 @@ class KlingLifecycleMachine(RuleBasedStateMachine):
         status = self.client.get_task(family, task_id)["task_status"]
         before = self.seen[task_id][1]
         assert ORDER[status] >= ORDER[before], f"{task_id} went from {before} to {status}"
-        if ORDER[before] == 2:
+        if before in TERMINAL:
             assert status == before, f"{task_id} left terminal status {before} for {status}"
         self.seen[task_id] = (family, status)
 
@@ -91,7 +93,7 @@ class KlingLifecycleMachine(RuleBasedStateMachine):
     def download(self, task: tuple[str, str]) -> None:
         family, task_id = task
         current = self.client.get_task(family, task_id)
-        if current["task_status"] != "succeed":
+        if current["task_status"] != SUCCEED:
             return
         files = current["task_result"].get("videos") or current["task_result"]["images"]
         url = files[0]["url"]
@@ -112,7 +114,7 @@ class KlingLifecycleMachine(RuleBasedStateMachine):
             (
                 Decimal(t.get("final_unit_deduction", "0"))
                 for t in tasks
-                if t["task_status"] == "succeed"
+                if t["task_status"] == SUCCEED
             ),
             Decimal(0),
         )

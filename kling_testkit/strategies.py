@@ -1,12 +1,15 @@
 """Hypothesis strategies for Kling request bodies, generated from the API contract.
 
-Limits, enums, ranges and model names are read from the OpenAPI document; cross-field rules that
-carry a value (camera types needing a config, the ``sound`` voices need, aspect ratios a model
-refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe bodies.
+Limits, enums, ranges, model names and which fields exclude or need others (the document's
+``dependentSchemas``, ``dependentRequired`` and ``anyOf``) are read from the OpenAPI document;
+cross-field rules that carry a value (camera types needing a config, the ``sound`` voices need,
+aspect ratios a model refuses) are asked of :func:`~kling_testkit.spec.check_request` with probe
+bodies.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import math
@@ -14,19 +17,21 @@ import re
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from kling_testkit.image_bytes import jpeg_bytes, png_bytes
 from kling_testkit.spec import ContractViolation, check_request, families, field, schema
-from kling_testkit.spec.document import resolve
+from kling_testkit.spec.document import alternatives, exclusions, requirements, resolve
 from kling_testkit.spec.validation import field_path
 
 __all__ = [
     "InvalidRequest",
+    "base64_images",
     "camera_controls",
     "external_task_ids",
     "image2video_requests",
@@ -41,7 +46,6 @@ __all__ = [
 
 T2V, I2V, IMAGES = "text2video", "image2video", "image_generation"
 _NOT_GENERATED = frozenset({"multi_shot", "shot_type", "multi_prompt"})  # rules of their own
-_EXCLUSIVE = (("image_tail",), ("static_mask", "dynamic_masks"), ("camera_control",))  # i2v
 _SAFE = string.ascii_lowercase + string.digits
 _PIECE = 80  # characters of a text drawn one by one; longer texts repeat them
 _Path = tuple[str | int, ...]
@@ -95,6 +99,11 @@ def _required(node: dict[str, Any]) -> list[str]:
     return [*node.get("required", []), *node.get("else", {}).get("required", [])]
 
 
+def _allows(rx: re.Pattern[str], char: str) -> bool:
+    """Whether ``char`` may be part of a value: alone, or after a letter (a prompt needs one)."""
+    return rx.search(char) is not None or rx.search(f"a{char}") is not None
+
+
 @cache
 def _alphabet_for(pattern: str, visible: bool = False) -> st.SearchStrategy[str]:
     """Letters of many scripts, emoji, punctuation and the white space ``pattern`` allows."""
@@ -106,7 +115,7 @@ def _alphabet_for(pattern: str, visible: bool = False) -> st.SearchStrategy[str]
         st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),  # emoji
         st.characters(categories=["P"]),
         st.sampled_from([" ", *controls]),
-    ).filter(lambda c: rx.search(c) is not None and not (visible and c.isspace()))
+    ).filter(lambda c: _allows(rx, c) and not (visible and c.isspace()))
 
 
 @st.composite
@@ -157,9 +166,9 @@ def _from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
             {k: _from_schema(props[k]) for k in need},
             optional={k: _from_schema(v) for k, v in props.items() if k not in need},
         )
-    if "x-kling-image" in node:  # an image: a URL with one of the documented formats
+    if "x-kling-image" in node:  # an image: a URL, or inline Base64 of a documented format
         formats = st.sampled_from(node["x-kling-image"]["formats"])
-        return st.builds("https://example.com/{}.{}".format, _tokens(), formats)
+        return st.builds("https://example.com/{}.{}".format, _tokens(), formats) | base64_images()
     if "pattern" in node:
         size = range(node.get("minLength", 0), node["maxLength"] + 1)
         return _texts(_alphabet_for(node["pattern"]), size)
@@ -196,11 +205,11 @@ def prompts(
     if alphabet is None:
         return _texts(_alphabet_for(rx.pattern), size, _alphabet_for(rx.pattern, True))
     if isinstance(alphabet, str):
-        bad = sorted({c for c in alphabet if rx.search(c) is None})
+        bad = sorted({c for c in alphabet if not _allows(rx, c)})
         if bad or alphabet.isspace() or not alphabet:
             raise InvalidArgument(f"prompts: alphabet needs a visible character; refused: {bad!r}")
         alphabet = st.sampled_from(sorted(set(alphabet)))
-    chars = alphabet.filter(lambda c: len(c) == 1 and rx.search(c) is not None)
+    chars = alphabet.filter(lambda c: len(c) == 1 and _allows(rx, c))
     return _texts(chars, size, chars.filter(lambda c: not c.isspace()))
 
 
@@ -209,6 +218,47 @@ def negative_prompts(*, max_size: int | None = None) -> st.SearchStrategy[str]:
     node = field(_request(T2V), "negative_prompt")
     size = _size_args("negative_prompts", node, node.get("minLength", 0), max_size, floor=0)
     return _texts(_alphabet_for(node["pattern"]), size)
+
+
+_ENCODERS = {"png": png_bytes, "jpeg": jpeg_bytes}
+
+
+@st.composite
+def _image_sizes(draw: st.DrawFn, least: int, aspect: float) -> tuple[int, int]:
+    # Sides up to 2x and 3x the least: the limits worth meeting are the small side and the
+    # aspect ratio (a flat image never nears the byte limit), and larger ones only cost time.
+    short = draw(st.integers(least, 2 * least))
+    long = draw(st.integers(short, max(short, min(3 * least, math.floor(short * aspect)))))
+    return (long, short) if draw(st.booleans()) else (short, long)
+
+
+@lru_cache(maxsize=512)
+def _encoded(kind: str, width: int, height: int) -> str:
+    return base64.b64encode(_ENCODERS[kind](width, height)).decode("ascii")
+
+
+def base64_images(*, formats: Sequence[str] | None = None) -> st.SearchStrategy[str]:
+    """Return a strategy of inline images the contract accepts (format ``kling-image-base64``).
+
+    Each is raw standard Base64 (no ``data:`` prefix) of a real PNG or JPEG, one of ``formats``
+    (default: every format of the document's ``x-kling-image``), with sides at least
+    ``min_side_px`` and an aspect ratio within ``max_aspect``; flat grey, so a few kilobytes.
+    """
+    limits = schema("ImageInput")["x-kling-image"]
+    allowed: list[str] = limits["formats"]
+    chosen = list(allowed if formats is None else formats)
+    unknown = [f for f in chosen if f not in allowed or f not in _ENCODERS]
+    if isinstance(formats, str) or not chosen or unknown:
+        raise InvalidArgument(f"formats must be a non-empty list of {allowed}; got {formats!r}")
+    sizes = _image_sizes(limits["min_side_px"], float(limits["max_aspect"]))
+
+    def encode(kind: str, size: tuple[int, int]) -> str:
+        text = _encoded(kind, *size)
+        if len(text) * 3 // 4 > limits["max_bytes"]:  # not reached with flat images this small
+            raise InvalidArgument(f"a {kind} of {size} is over the byte limit")
+        return text
+
+    return st.builds(encode, st.sampled_from(chosen), sizes)
 
 
 def external_task_ids() -> st.SearchStrategy[str]:
@@ -268,15 +318,9 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     request = _request(family)
     props = schema(request)["properties"]
     names = [n for n in props if n not in _NOT_GENERATED and not props[n].get("deprecated")]
-    chosen = set(draw(st.lists(st.sampled_from(names), unique=True)))
-    chosen |= {*_required(schema(request)), *(["model_name"] if models else [])}
-    if family == I2V:
-        keep = draw(st.sampled_from(((), *_EXCLUSIVE)))
-        chosen -= {f for group in _EXCLUSIVE if group != keep for f in group}
-        if not chosen & {"image", "image_tail"}:
-            chosen.add("image")
-    elif family == IMAGES:
-        chosen -= {"negative_prompt"} if "image" in chosen else {"image_reference"}
+    needed = [*_required(schema(request)), *(["model_name"] if models else [])]
+    drawn = [*needed, *draw(st.lists(st.sampled_from(names), unique=True))]
+    chosen = _compatible(request, drawn)
     models = models or tuple(field(request, "model_name")["enum"])
     body = {n: draw(_field_values(family, n, models)) for n in names if n in chosen}
     # Values that depend on other fields: drawn among those the rules accept.
@@ -285,6 +329,29 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     if family == IMAGES and "aspect_ratio" in body:
         body["aspect_ratio"] = draw(st.sampled_from(_accepted(family, body, "aspect_ratio")))
     return body
+
+
+def _compatible(request: str, drawn: list[str]) -> set[str]:
+    """The drawn fields that can go together, in draw order, by the document's cross-field rules.
+
+    A field excluded by one kept earlier is dropped, and so is one whose needs cannot be met;
+    when the body needs one of several groups (``image`` or ``image_tail``) and has none, the
+    first that fits is added.
+    """
+    excluded, needs = exclusions(request), requirements(request)
+    chosen: set[str] = set()
+
+    def fits(names: list[str]) -> bool:
+        return not any(excluded.get(n, frozenset()) & (chosen | set(names)) for n in names)
+
+    for name in drawn:
+        group = [name, *needs.get(name, [])]
+        if name not in chosen and fits(group):
+            chosen |= set(group)
+    branches = alternatives(request)
+    if branches and not any(set(branch) <= chosen for branch in branches):
+        chosen |= set(next(branch for branch in branches if fits(branch)))
+    return chosen
 
 
 def _valid(family: str, models: Sequence[str] | None) -> st.SearchStrategy[Body]:
@@ -337,18 +404,19 @@ def _breakable(body: Body, request: str) -> list[tuple[str, _Path]]:
                 out.append(("unknown_field", path))
         if not path:
             continue
+        # Moving a still camera axis (a zero), or making it a string, would break the one-axis
+        # rule as well.
+        still = value == 0 and path[:2] == ("camera_control", "config")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         # A bad sound next to voices would break the voice rule too; a wrong type, the enum.
         if "enum" in node and not (path == ("sound",) and body.get("voice_list")):
             out.append(("enum", path))
-        elif "type" in node and "enum" not in node:
+        elif "type" in node and "enum" not in node and not still:
             out.append(("type", path))
         if isinstance(value, str) and "maxLength" in node and "x-kling-image" not in node:
             out.append(("maxLength", path))  # images are left alone: their limit is megabytes
         if path == ("prompt",) and isinstance(value, str):
             out.append(("pattern", path))
-        # Moving a still camera axis (a zero) would break the one-axis rule as well.
-        still = value == 0 and path[:2] == ("camera_control", "config")
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if numeric and not still and ("minimum" in node or "maximum" in node):
             out.append(("range", path))
     return out
@@ -377,7 +445,7 @@ def _broken_value(draw: st.DrawFn, rule: str, node: dict[str, Any], value: Any) 
     # pattern: a control character the pattern refuses (not white space, so the prompt keeps a
     # visible character), inserted, or in place of another at the length limit.
     rx = re.compile(node["pattern"])
-    refused = [c for c in map(chr, range(128)) if rx.search(c) is None and not c.isspace()]
+    refused = [c for c in map(chr, range(128)) if not _allows(rx, c) and not c.isspace()]
     bad = draw(st.sampled_from(refused))
     at = draw(st.integers(0, len(value) - 1))
     return value[:at] + bad + value[at + (len(value) >= node["maxLength"]) :]

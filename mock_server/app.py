@@ -17,7 +17,7 @@ from mock_server.errors import ApiError
 from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.strict_json import StrictJSONProvider
-from mock_server.views import api, control, media
+from mock_server.views import api, control, media, meta
 
 log = logging.getLogger("mock_server")
 
@@ -70,6 +70,7 @@ def create_app(
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(meta.bp)
 
     @app.before_request
     def start() -> None:

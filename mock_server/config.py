@@ -15,6 +15,7 @@ from typing import Any
 
 from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
+from kling_testkit.spec import families
 from kling_testkit.spec.validation import field_path
 from kling_testkit.webhooks import sign_webhook
 from mock_server import strict_json
@@ -207,7 +208,7 @@ class MockConfig:
             keys.add(account.access_key)
         for key in ("durations", "failure_rate"):
             for family in getattr(self, key):
-                if family not in default_durations():
+                if family not in families():
                     raise ConfigError(f"{key}: unknown family {family!r}")
         if self.callbacks["secret"]:
             try:

@@ -8,11 +8,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from kling_testkit.spec import families, schema
+from kling_testkit.spec.document import choices
 from mock_server.rules import MAX_RULES
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
-_FAMILIES = sorted(families())
-_FAMILY_NAME: dict[str, Any] = {"enum": _FAMILIES, "x-name": "family"}
 _KIND_NAMES = sorted({family.output for family in families().values()})
 _PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
 # Every number has a ceiling and every string and list a length, so whatever is accepted works:
@@ -77,18 +76,15 @@ SCHEMA: dict[str, Any] = {
         "clock_start": {"type": ["number", "null"], "minimum": 0, "maximum": 1e11},
         "durations": {
             "type": "object",
-            "propertyNames": _FAMILY_NAME,
             "additionalProperties": {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {"queue_s": _seconds(), "run_s": _seconds()},
             },
         },
-        "duration_multipliers": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"mode_pro": _FACTOR, "duration_10": _FACTOR, "per_extra_image": _FACTOR},
-        },
+        # Keys name a request option of the contract (``mode_pro``), or ``per_extra_image``;
+        # ``full_schema()`` fills in the names from the document.
+        "duration_multipliers": {"type": "object", "additionalProperties": _FACTOR},
         "duration_spread": {"type": "number", "minimum": 0, "maximum": 2},
         "accounts": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ACCOUNT},
         "auth_clock": {"enum": ["wall", "mock"]},
@@ -118,7 +114,6 @@ SCHEMA: dict[str, Any] = {
         "retry_after_header": {"type": "boolean"},
         "failure_rate": {
             "type": "object",
-            "propertyNames": _FAMILY_NAME,
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "failure_message": _text(),
@@ -154,6 +149,25 @@ SCHEMA: dict[str, Any] = {
 
 
 @cache
+def full_schema() -> dict[str, Any]:
+    """``SCHEMA`` with the names only the document knows: families, request options."""
+    family = {"enum": sorted(families()), "x-name": "family"}
+    props = SCHEMA["properties"]
+    return {
+        **SCHEMA,
+        "properties": {
+            **props,
+            "durations": {**props["durations"], "propertyNames": family},
+            "failure_rate": {**props["failure_rate"], "propertyNames": family},
+            "duration_multipliers": {
+                **props["duration_multipliers"],
+                "propertyNames": {"enum": [*choices(), "per_extra_image"]},
+            },
+        },
+    }
+
+
+@cache
 def validator() -> Draft202012Validator:
-    """The config validator (built on first use)."""
-    return Draft202012Validator(SCHEMA)
+    """The config validator (built on first use, from the document as it is then)."""
+    return Draft202012Validator(full_schema())

@@ -2,29 +2,42 @@
 
 * :func:`png_image` draws a small deterministic PNG at a given aspect ratio.
 * :func:`mp4_video` returns a tiny H.264 MP4 shipped in ``mock_server/assets``
-  (regenerate those with ``scripts/make_media_assets.sh``, a dev-only tool).
+  (regenerate those with ``scripts/make_media_assets.sh``, a dev-only tool) for any aspect
+  ratio and duration the contract allows a video task; a shape with no asset of its own gets
+  the nearest one shipped.
 * :func:`png_size`, :func:`mp4_duration_seconds` and :func:`mp4_dimensions`
   read the basic properties back, for tests and sanity checks.
 
-Standard library only; nothing here needs ffmpeg at run time.
+Standard library and the contract only; nothing here needs ffmpeg at run time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import struct
 import zlib
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
-__all__ = ["mp4_dimensions", "mp4_duration_seconds", "mp4_video", "png_image", "png_size"]
+from kling_testkit.spec.document import enum_values
+
+__all__ = [
+    "mp4_dimensions",
+    "mp4_duration_seconds",
+    "mp4_video",
+    "png_image",
+    "png_size",
+    "shipped_videos",
+    "video_shapes",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_LONG_SIDE = 256
 
-_VIDEO_RATIOS: dict[str, str] = {"16:9": "16x9", "9:16": "9x16", "1:1": "1x1"}
-_VIDEO_DURATIONS: frozenset[str] = frozenset({"5", "10"})
+_ASSET_NAME = re.compile(r"video_([0-9]+)x([0-9]+)_([0-9]+)s\.mp4")
 
 
 # --------------------------------------------------------------------- PNG
@@ -105,30 +118,66 @@ def png_size(data: bytes) -> tuple[int, int]:
 # --------------------------------------------------------------------- MP4
 
 
-@lru_cache(maxsize=8)  # six assets
+@cache
+def shipped_videos() -> dict[tuple[str, str], str]:
+    """The MP4 assets shipped with the mock: ``(aspect ratio, duration)`` -> file name."""
+    found: dict[tuple[str, str], str] = {}
+    for entry in (resources.files(__package__ or "mock_server") / "assets").iterdir():
+        match = _ASSET_NAME.fullmatch(entry.name)
+        if match:
+            width, height, seconds = match.groups()
+            found[(f"{width}:{height}", seconds)] = entry.name
+    return found
+
+
+def video_shapes() -> tuple[list[str], list[str]]:
+    """The aspect ratios and durations a video task can have: the enums of the contract."""
+    return enum_values("video", "aspect_ratio"), enum_values("video", "duration")
+
+
+@lru_cache(maxsize=16)
 def _load_asset(name: str) -> bytes:
-    root = resources.files(__package__ or "mock_server")
-    return (root / "assets" / name).read_bytes()
+    return (resources.files(__package__ or "mock_server") / "assets" / name).read_bytes()
+
+
+def _seconds(duration: str) -> float:
+    try:
+        return float(duration)
+    except ValueError:
+        raise ValueError(f"video duration {duration!r} is not a number of seconds") from None
+
+
+def _nearest(aspect_ratio: str, duration: str) -> str:
+    """The shipped asset closest in shape (log of the aspect ratio), then in duration."""
+    width, height = _parse_ratio(aspect_ratio)
+    seconds = _seconds(duration)
+
+    def distance(shape: tuple[str, str]) -> tuple[float, float, tuple[str, str]]:
+        w, h = _parse_ratio(shape[0])
+        # The shape itself breaks ties (4:3 is as far from 16:9 as from 1:1), so it is stable.
+        return abs(math.log((w * height) / (h * width))), abs(float(shape[1]) - seconds), shape
+
+    videos = shipped_videos()
+    return videos[min(videos, key=distance)]
 
 
 def mp4_video(aspect_ratio: str, duration: str) -> bytes:
-    """Return a tiny valid H.264 MP4 of ``duration`` seconds at ``aspect_ratio``.
+    """Return a tiny valid H.264 MP4 for a video task of ``duration`` seconds at ``aspect_ratio``.
 
-    Supported: aspect_ratio in {"16:9", "9:16", "1:1"}, duration in {"5", "10"};
-    anything else raises ValueError.
+    Supported: every aspect ratio and duration the contract allows a video task (see
+    :func:`video_shapes`). The shipped asset of that shape is exact; a shape with none gets the
+    nearest one shipped (closest aspect ratio, then closest duration). Anything outside the
+    contract raises ValueError.
     """
-    tag = _VIDEO_RATIOS.get(aspect_ratio)
-    if tag is None:
+    ratios, durations = video_shapes()
+    if aspect_ratio not in ratios:
         raise ValueError(
-            f"unsupported video aspect ratio {aspect_ratio!r}; "
-            f"expected one of {sorted(_VIDEO_RATIOS)}"
+            f"unsupported video aspect ratio {aspect_ratio!r}; expected one of {ratios}"
         )
-    if duration not in _VIDEO_DURATIONS:
-        raise ValueError(
-            f"unsupported video duration {duration!r}; "
-            f"expected one of {sorted(_VIDEO_DURATIONS, key=int)}"
-        )
-    return _load_asset(f"video_{tag}_{duration}s.mp4")
+    if duration not in durations:
+        raise ValueError(f"unsupported video duration {duration!r}; expected one of {durations}")
+    exact = shipped_videos().get((aspect_ratio, duration))
+    return _load_asset(exact or _nearest(aspect_ratio, duration))
 
 
 def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:

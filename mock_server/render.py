@@ -8,7 +8,7 @@ from typing import Any
 
 from kling_testkit.pricing import format_units
 from kling_testkit.spec import families
-from mock_server.tasks import SUCCEED, TERMINAL, Task, to_ms
+from mock_server.tasks import SUBMITTED, SUCCEED, TERMINAL, Task, to_ms
 
 MediaUrl = Callable[[Task, str], str]
 """Builds the absolute URL of one result file of a task (the view knows the host)."""
@@ -36,7 +36,7 @@ def created(task: Task) -> dict[str, Any]:
     at = to_ms(task.created_at)
     return {
         "task_id": task.task_id,
-        "task_status": "submitted",
+        "task_status": SUBMITTED,
         "task_info": task_info(task),
         "created_at": at,
         "updated_at": at,

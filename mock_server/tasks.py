@@ -8,8 +8,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
-TERMINAL = frozenset({SUCCEED, FAILED})
+from kling_testkit.spec.document import choices
+from kling_testkit.spec.statuses import FAILED, PROCESSING, SUBMITTED, SUCCEED, TERMINAL
+
+__all__ = [
+    "FAILED",
+    "PROCESSING",
+    "SUBMITTED",
+    "SUCCEED",
+    "TERMINAL",
+    "Task",
+    "draw_timings",
+    "to_ms",
+]
+
+PER_EXTRA_IMAGE = "per_extra_image"
+"""The multiplier applied once per image beyond the first (``n``); the others name an option."""
 
 
 @dataclass(frozen=True)
@@ -81,14 +95,21 @@ def draw_timings(
     multipliers: dict[str, float],
     spread: float,
 ) -> tuple[float, float]:
-    """Seconds queued and seconds processing for a new task, with a seeded lognormal spread."""
+    """Seconds queued and seconds processing for a new task, with a seeded lognormal spread.
+
+    Each multiplier named ``<field>_<value>`` (``mode_pro``, ``duration_10``: see
+    :func:`kling_testkit.spec.document.choices`) stretches the processing time of a task whose
+    effective ``field`` is ``value``; ``per_extra_image`` applies once per image beyond the first.
+    """
     base = durations[family]
+    options = choices()
     stretch = 1.0
-    if params.get("mode") == "pro":
-        stretch *= multipliers["mode_pro"]
-    if params.get("duration") == "10":
-        stretch *= multipliers["duration_10"]
-    stretch *= 1.0 + multipliers["per_extra_image"] * (int(params.get("n", 1)) - 1)
+    for name, factor in multipliers.items():
+        if name in options:
+            key, value = options[name]
+            if str(params.get(key)) == value:
+                stretch *= factor
+    stretch *= 1.0 + multipliers.get(PER_EXTRA_IMAGE, 0.0) * (int(params.get("n", 1)) - 1)
 
     def jitter() -> float:
         # Clamped so a seed never produces an absurd outlier (0.5x to 2x the profile).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -12,9 +13,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
+from kling_testkit import strategies
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
-from mock_server import Backend, create_app
+from kling_testkit.spec import document, validation
+from mock_server import Backend, config_schema, create_app
 
 CREDS = Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
 T2V = "/v1/videos/text2video"
@@ -38,6 +41,47 @@ def _no_kling_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's real keys or target."""
     for name in ("KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+Document = dict[str, Any]
+ChangeContract = Callable[[Callable[[Document], None]], None]
+
+
+def _forget_contract() -> None:
+    """Drop everything computed from the OpenAPI document, so the next use reads it again."""
+    for cached in (
+        document.families,
+        document.choices,
+        validation._validator,
+        config_schema.validator,
+        config_schema.full_schema,
+        strategies._camera_types,
+        strategies._alphabet_for,
+        strategies._field_values,
+    ):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def change_contract() -> Iterator[ChangeContract]:
+    """Change the OpenAPI document for one test: ``change_contract(lambda doc: ...)``.
+
+    The change is made to the loaded document itself (everything reads that one), and undone
+    after the test, with the caches built on it dropped both times.
+    """
+    live = document.openapi()
+    saved = copy.deepcopy(live)
+
+    def change(edit: Callable[[Document], None]) -> None:
+        edit(live)
+        _forget_contract()
+
+    try:
+        yield change
+    finally:
+        live.clear()
+        live.update(saved)
+        _forget_contract()
 
 
 @pytest.fixture

@@ -120,6 +120,30 @@ def test_body_breaking_the_contract_is_refused_and_changes_nothing(
     assert stored_tasks(client) == before
 
 
+@pytest.mark.parametrize("url", ["http://[x", "https://[::1/hook", "http://[not-ipv6]/"])
+@pytest.mark.parametrize(
+    ("path", "name", "body"),
+    [
+        (T2V, "callback_url", {"prompt": "x"}),
+        (I2V, "image", {}),
+        (IMAGES, "image", {"prompt": "x"}),
+    ],
+    ids=["t2v-callback", "i2v-image", "images-image"],
+)
+def test_url_with_a_broken_ipv6_host_is_refused_naming_the_field(
+    client: FlaskClient,
+    auth: dict[str, str],
+    before: list[dict[str, Any]],
+    path: str,
+    name: str,
+    body: dict[str, Any],
+    url: str,
+) -> None:
+    response = client.post(path, json={**body, name: url}, headers=auth)
+    assert_refused(response, name)
+    assert stored_tasks(client) == before
+
+
 def test_unknown_model_is_404_resource_not_found(
     client: FlaskClient, auth: dict[str, str], before: list[dict[str, Any]]
 ) -> None:
@@ -164,14 +188,17 @@ def test_unicode_prompt_under_the_limit_is_accepted(
         ("pageSize", "abc"),
     ],
 )
+@pytest.mark.parametrize("lookup", [{}, {"external_task_id": "original-1"}], ids=["list", "lookup"])
 def test_bad_page_parameter_is_refused_naming_it(
     client: FlaskClient,
     auth: dict[str, str],
     before: list[dict[str, Any]],
     name: str,
     value: str,
+    lookup: dict[str, str],
 ) -> None:
-    response = client.get(T2V, query_string={name: value}, headers=auth)
+    # Found by Schemathesis: with external_task_id the page parameters went unchecked.
+    response = client.get(T2V, query_string={name: value, **lookup}, headers=auth)
     assert_refused(response, f"query parameter {name}")
     assert stored_tasks(client) == before
 

@@ -75,7 +75,19 @@ def test_disguised_targets_are_blocked_and_recorded(
     client = make_app(callbacks=ONLY_127_0_0_1).test_client()
     port = allowed.url.rsplit(":", 1)[1]
     url = template.format(port=port)
-    task_id = post_task(client, url)
+    # Two walls: the contract's URL form refuses some of these at the create itself (400/1201);
+    # the sender's own check must stop every one that gets past it (and the unit tests of
+    # check_target cover those the form refuses, for a sender reached some other way).
+    key = client.application.extensions["kling_mock"].config.accounts[0].api_key
+    response = client.post(
+        T2V, json={"prompt": "x", "callback_url": url}, headers={"Authorization": f"Bearer {key}"}
+    )
+    if response.status_code == 400:
+        assert "callback_url" in response.json["message"]  # type: ignore[index]
+        deliver(client, 200)
+        assert other.calls == [] and allowed.calls == [] and attempts(client) == []
+        return
+    task_id = response.json["data"]["task_id"]  # type: ignore[index]
     deliver(client, 200)
     assert other.calls == [] and allowed.calls == []
     found = attempts(client)

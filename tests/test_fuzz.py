@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from kling_testkit.auth import bearer, sign_token
 from mock_server import Backend, create_app
-from mock_server.config_schema import SCHEMA
+from mock_server.config_schema import full_schema
 from mock_server.errors import ConfigError
 from mock_server.rules import ACTION_SCHEMAS, RULE_SCHEMA
 from tests.conftest import BASE_CONFIG, CREDS, I2V, IMAGES, T2V
@@ -72,9 +72,9 @@ RULE = {
     "properties": {**RULE_SCHEMA["properties"], "match": _FIRING, "action": {"oneOf": _TESTABLE}},
 }
 CONFIG = {
-    **SCHEMA,
+    **full_schema(),
     "properties": {
-        **SCHEMA["properties"],
+        **full_schema()["properties"],
         "rules": {"type": "array", "items": RULE, "maxItems": 2},
     },
 }

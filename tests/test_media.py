@@ -13,12 +13,12 @@ from mock_server.media import (
     mp4_video,
     png_image,
     png_size,
+    shipped_videos,
+    video_shapes,
 )
+from tests.conftest import ChangeContract
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-VIDEO_RATIOS = ["16:9", "9:16", "1:1"]
-VIDEO_DURATIONS = ["5", "10"]
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
@@ -114,7 +114,7 @@ def test_png_size_rejects_non_png() -> None:
 # --------------------------------------------------------------------- MP4
 
 
-ALL_VIDEOS = [(r, d) for r in VIDEO_RATIOS for d in VIDEO_DURATIONS]
+ALL_VIDEOS = sorted(shipped_videos())
 EXPECTED_DIMENSIONS = {"16:9": (160, 90), "9:16": (90, 160), "1:1": (120, 120)}
 
 
@@ -141,6 +141,27 @@ def test_mp4_asset_dimensions_match_aspect_ratio(ratio: str, duration: str) -> N
 @pytest.mark.parametrize(("ratio", "duration"), ALL_VIDEOS)
 def test_mp4_asset_is_smaller_than_20_kb(ratio: str, duration: str) -> None:
     assert len(mp4_video(ratio, duration)) < 20 * 1024
+
+
+def test_the_shipped_assets_cover_todays_contract() -> None:
+    ratios, durations = video_shapes()
+    assert (ratios, durations) == (["16:9", "9:16", "1:1"], ["5", "10"])
+    assert sorted((r, d) for r in ratios for d in durations) == ALL_VIDEOS
+
+
+def test_mp4_video_serves_a_shape_added_to_the_contract(change_contract: ChangeContract) -> None:
+    with pytest.raises(ValueError, match="unsupported video"):
+        mp4_video("9:21", "3")
+
+    def add(doc: dict[str, object]) -> None:
+        schemas = doc["components"]["schemas"]  # type: ignore[index]
+        schemas["VideoAspectRatio"]["enum"].append("9:21")
+        schemas["VideoDuration"]["enum"].append("3")
+
+    change_contract(add)
+    data = mp4_video("9:21", "3")
+    assert data == mp4_video("9:16", "5")  # the nearest shipped shape, then duration
+    assert mp4_duration_seconds(data) == 5.0
 
 
 def test_mp4_video_is_cached_and_stable() -> None:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from flask.testing import FlaskClient
 
+from kling_testkit.spec import Family, families, field
 from mock_server import Backend
 from mock_server.media import mp4_dimensions, mp4_duration_seconds, png_size
-from tests.conftest import IMAGES, T2V
+from tests.conftest import IMAGES, T2V, ChangeContract
 
 Submit = Callable[..., dict[str, Any]]
 
@@ -78,3 +80,57 @@ def test_public_base_url_sets_the_host_of_result_urls(make_app: Callable[..., An
     created = client.post(T2V, json={"prompt": "fireworks"}, headers=headers).json["data"]
     video = finished(client, headers, T2V, created["task_id"])["task_result"]["videos"][0]
     assert video["url"].startswith("https://cdn.test.example/kling/media/")
+
+
+VIDEO_FAMILIES = [f for f in families().values() if f.output == "video"]
+
+
+def video_shapes_of(request_schema: str) -> list[tuple[str, str]]:
+    """Every (aspect ratio, duration) the document allows a create of this schema."""
+    ratios = field(request_schema, "aspect_ratio")["enum"]
+    return [(r, d) for r in ratios for d in field(request_schema, "duration")["enum"]]
+
+
+@pytest.mark.parametrize("family", VIDEO_FAMILIES, ids=lambda f: f.name)
+def test_every_video_shape_of_the_contract_downloads_a_valid_mp4(
+    client: FlaskClient, auth: dict[str, str], submit: Submit, family: Family
+) -> None:
+    extra = {"image": "https://example.com/cat.png"} if "image" in family.name else {}
+    shapes = video_shapes_of(family.request_schema)
+    assert len(shapes) >= 6  # the 3 ratios x 2 durations of today's contract, at least
+    for ratio, duration in shapes:
+        created = submit(family.path, aspect_ratio=ratio, duration=duration, **extra)
+        video = finished(client, auth, family.path, created["task_id"])["task_result"]["videos"]
+        response = fetch(client, video[0]["url"])
+        assert response.status_code == 200, (ratio, duration, response.json)
+        assert response.mimetype == "video/mp4"
+        assert mp4_duration_seconds(response.data) == float(duration)
+        width, height = mp4_dimensions(response.data)
+        w, h = (int(side) for side in ratio.split(":"))
+        assert width * h == height * w, (ratio, width, height)
+
+
+def add_video_shape(doc: dict[str, Any]) -> None:
+    """A ratio and a duration no asset is shipped for, priced like the 10 s videos."""
+    schemas = doc["components"]["schemas"]
+    schemas["VideoAspectRatio"]["enum"].append("4:3")
+    schemas["VideoDuration"]["enum"].append("15")
+    for table in (doc["x-kling-pricing"]["video"], {"": doc["x-kling-pricing"]["video_sound"]}):
+        for by_model in table.values():
+            for prices in by_model.values():
+                if isinstance(prices, dict):
+                    prices["15"] = prices["10"]
+
+
+def test_a_shape_added_to_the_contract_downloads_the_nearest_mp4(
+    client: FlaskClient, auth: dict[str, str], submit: Submit, change_contract: ChangeContract
+) -> None:
+    change_contract(add_video_shape)
+    created = submit(T2V, aspect_ratio="4:3", duration="15")
+    task = finished(client, auth, T2V, created["task_id"])
+    assert task["task_status"] == "succeed", task
+    response = fetch(client, task["task_result"]["videos"][0]["url"])
+    assert response.status_code == 200, response.json
+    assert response.mimetype == "video/mp4"
+    assert mp4_duration_seconds(response.data) == 10.0  # the nearest shipped duration
+    assert mp4_dimensions(response.data) == (160, 90)  # 4:3 is as far from 16:9 as from 1:1

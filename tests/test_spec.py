@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 import struct
 import zlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import (
@@ -17,9 +22,13 @@ from kling_testkit.spec import (
     families,
     field,
     image_size,
+    openapi,
     parameter,
     parse_query,
+    schema,
 )
+from kling_testkit.spec.document import exclusions
+from kling_testkit.spec.rules import check_url
 
 URL = "https://example.com/cat.png"
 
@@ -89,9 +98,16 @@ def test_text2video_defaults_are_the_documented_ones() -> None:
 
 def test_check_request_fills_documented_defaults() -> None:
     params = check_request("text2video", {"prompt": "a cat"})
-    expected = {**defaults("Text2VideoRequest"), "prompt": "a cat"}
-    expected.pop("model")  # the legacy alias is folded into model_name, never returned
-    assert params == expected
+    assert params == {
+        "prompt": "a cat",
+        "model_name": "kling-v1",
+        "mode": "std",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "cfg_scale": 0.5,
+        "sound": "off",
+        "multi_shot": False,
+    }
 
 
 def test_legacy_model_is_folded_into_model_name() -> None:
@@ -100,11 +116,17 @@ def test_legacy_model_is_folded_into_model_name() -> None:
     assert "model" not in params
 
 
-def test_model_and_model_name_disagreeing_is_refused() -> None:
-    body = {"prompt": "a cat", "model": "kling-v1", "model_name": "kling-v1-6"}
-    error = refusal("text2video", body)
+@pytest.mark.parametrize("model", ["kling-v1", "kling-v3"], ids=["disagreeing", "agreeing"])
+@pytest.mark.parametrize("family", ["text2video", "image2video", "image_generation"])
+def test_model_and_model_name_together_are_refused(family: str, model: str) -> None:
+    body = {"prompt": "a cat", "image": URL, "model": model, "model_name": "kling-v3"}
+    if family == "text2video":
+        del body["image"]
+    error = refusal(family, body)
     assert error.field == "model"
-    assert "disagree" in error.message
+    assert (
+        error.message == "model is the legacy alias of model_name: send model_name only, not both"
+    )
 
 
 # ------------------------------------------------------------------ violations
@@ -334,3 +356,189 @@ def test_every_error_code_has_an_http_status() -> None:
 )
 def test_documented_code_travels_with_its_http_status(code: int, status: int) -> None:
     assert ErrorCode(code).http_status == status
+
+
+def test_the_documents_error_code_table_is_the_one_in_codes() -> None:
+    table = openapi()["x-kling-error-codes"]["codes"]
+    documented = {(row["code"], row["name"], row["http_status"]) for row in table}
+    assert documented == {(int(code), code.name, code.http_status) for code in ErrorCode}
+    assert all(row["meaning"] for row in table)
+    assert [row["code"] for row in table] == sorted(int(code) for code in ErrorCode)
+
+
+def test_every_error_response_points_at_a_section_that_exists() -> None:
+    doc = openapi()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            described = operation["responses"]["default"]["description"]
+            for name in re.findall(r"x-kling-[a-z-]+", described):
+                assert name in doc, f"{method.upper()} {path} points at missing {name}"
+
+
+# ------------------------------------------------------------------ rules stated in the schema
+
+
+URL_PATTERN = re.compile(schema("HttpUrl")["pattern"])
+PROMPT_PATTERN = re.compile(schema("Prompt")["pattern"])
+TEXT_PATTERN = re.compile(schema("NegativePrompt")["pattern"])
+CONTROLS = {chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=st.from_regex(URL_PATTERN, fullmatch=True))
+def test_every_url_the_pattern_admits_is_an_absolute_http_url_with_a_host(url: str) -> None:
+    parts = urlsplit(url)
+    assert parts.scheme.lower() in ("http", "https") and parts.hostname
+    assert parts.port is None or 0 <= parts.port <= 65535
+    check_url("callback_url", url)
+
+
+@pytest.mark.parametrize(
+    ("url", "admitted"),
+    [
+        ("https://example.com/hooks/1?x=y#z", True),
+        ("HTTP://EXAMPLE.COM", True),
+        ("http://user:pw@127.0.0.1:8080/cb", True),
+        ("http://[::1]:9000/cb", True),
+        ("http://[2001:db8::8a2e:370:7334]/", True),
+        ("http://[x", False),
+        ("http://[::1/hook", False),
+        ("http://[not-ipv6]/", False),
+        ("http://[127.0.0.1]/", False),
+        ("http://host:65536/", False),
+        ("http://a b/", False),
+        ("http://example.com/a b", False),
+        ("http://example.com/\x00", False),
+        ("http://ex\u00e4mple.com/", False),  # non-ASCII host: send its xn-- form
+        ("https://", False),
+        ("http://@/x", False),
+        ("ftp://example.com/", False),
+        ("//example.com/", False),
+    ],
+)
+def test_url_pattern_admits_exactly_what_the_mock_can_use(url: str, admitted: bool) -> None:
+    assert (URL_PATTERN.search(url) is not None) is admitted
+    assert (not refused_field("text2video", {"prompt": "x", "callback_url": url})) is admitted
+
+
+def refused_field(family: str, body: dict[str, Any]) -> str | None:
+    try:
+        check_request(family, body)
+    except ContractViolation as exc:
+        return exc.field
+    return None
+
+
+TEXTS = st.text(
+    st.sampled_from(sorted(CONTROLS | {" ", "\t", "\n", "\r", "\u3000", "\u00a0", "\x85"}))
+    | st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    max_size=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=TEXTS)
+def test_prompt_pattern_is_no_control_character_and_more_than_white_space(text: str) -> None:
+    wanted = not (set(text) & CONTROLS) and bool(text.strip())
+    assert (PROMPT_PATTERN.search(text) is not None) is wanted
+    assert (TEXT_PATTERN.search(text) is not None) is (not set(text) & CONTROLS)
+    assert (refused_field("text2video", {"prompt": text}) is None) is wanted
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"prompt": "a\ud800b"}, "prompt"),
+        ({"prompt": "x", "callback_url": "https://example.com/\udc00"}, "callback_url"),
+        (
+            {"prompt": "x", "watermark_info": {"enabled": True, "\ud83d": 1}},
+            "watermark_info.\ud83d",
+        ),
+    ],
+    ids=["prompt", "callback-url", "key"],
+)
+def test_an_unpaired_surrogate_anywhere_is_refused_naming_where(
+    body: dict[str, Any], where: str
+) -> None:
+    error = refusal("text2video", body)
+    assert error.field == where
+    assert "unpaired surrogates" in error.message
+
+
+def test_a_paired_surrogate_is_just_a_character() -> None:
+    prompt = json.loads('"a \\ud83d\\ude00 b"')  # as a client's JSON encoder sends an emoji
+    assert check_request("text2video", {"prompt": prompt})["prompt"] == "a \U0001f600 b"
+
+
+def test_the_image_to_video_exclusions_are_stated_once_in_the_document() -> None:
+    found = exclusions("Image2VideoRequest")
+    assert found["image_tail"] == {
+        "static_mask",
+        "dynamic_masks",
+        "camera_control",
+    }
+    assert found["camera_control"] == {"image_tail", "static_mask", "dynamic_masks"}
+    assert found["static_mask"] == found["dynamic_masks"] == {"image_tail", "camera_control"}
+    assert found["model"] == {"model_name"}
+
+
+MASK = {"mask": URL, "trajectories": [{"x": 1, "y": 1}, {"x": 2, "y": 2}]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "other"),
+    [
+        ({"image_tail": URL, "static_mask": URL}, "static_mask", "image_tail"),
+        ({"image_tail": URL, "dynamic_masks": [MASK]}, "dynamic_masks", "image_tail"),
+        (
+            {"static_mask": URL, "camera_control": {"type": "down_back"}},
+            "camera_control",
+            "static_mask",
+        ),
+    ],
+    ids=["tail-static", "tail-dynamic", "static-camera"],
+)
+def test_exclusive_image_to_video_inputs_are_refused_naming_both(
+    extra: dict[str, Any], where: str, other: str
+) -> None:
+    error = refusal("image2video", {"image": URL, **extra})
+    assert error.field == where
+    assert error.message == f"{where} cannot be used together with {other}"
+
+
+def test_a_mask_given_inline_is_checked_as_an_image() -> None:
+    body = {"image": URL, "dynamic_masks": [{**MASK, "mask": b64(png(100, 100))}]}
+    error = refusal("image2video", body)
+    assert error.field == "dynamic_masks[0].mask"
+    assert "at least 300 px" in error.message
+    assert check_request("image2video", {"image": URL, "dynamic_masks": [MASK]})
+
+
+def test_simple_camera_with_a_config_that_is_no_object_breaks_one_rule() -> None:
+    error = refusal(
+        "text2video", {"prompt": "x", "camera_control": {"type": "simple", "config": 3}}
+    )
+    assert error.field == "camera_control.config"
+    assert "must be of type object" in error.message
+
+
+@pytest.mark.parametrize("url", ["http://[x", "http://[::1", "https://[::1/cb", "http://"])
+def test_check_url_refuses_a_broken_host_instead_of_raising_value_error(url: str) -> None:
+    with pytest.raises(ContractViolation) as caught:
+        check_url("callback_url", url)
+    assert caught.value.field == "callback_url"
+    assert "absolute http(s) URL" in caught.value.message
+
+
+def test_every_option_the_contract_allows_has_a_price() -> None:
+    pricing = openapi()["x-kling-pricing"]
+    for family in families().values():
+        models = field(family.request_schema, "model_name")["enum"]
+        if family.output == "image":
+            assert set(models) <= set(pricing["image"]), family.name
+            continue
+        modes = field(family.request_schema, "mode")["enum"]
+        durations = field(family.request_schema, "duration")["enum"]
+        for model in models:
+            for mode in modes:
+                assert set(durations) <= set(pricing["video"][model][mode]), (model, mode)

@@ -3,6 +3,7 @@ break exactly one rule, and every limit they use is the one in the OpenAPI docum
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -22,10 +23,11 @@ from kling_testkit.spec import (
     defaults,
     families,
     field,
+    image_size,
     openapi,
     schema,
 )
-from kling_testkit.spec.document import SPEC_URI, resolve
+from kling_testkit.spec.document import SPEC_URI, exclusions, resolve
 
 SETTINGS = settings(max_examples=60, deadline=None)
 T2V = families()["text2video"].request_schema
@@ -192,3 +194,72 @@ def test_prompt_max_length_is_the_documents() -> None:
 def test_arguments_are_checked_eagerly(make: Any) -> None:
     with pytest.raises(InvalidArgument):
         make()
+
+
+@SETTINGS
+@given(image=ks.base64_images(), png_only=ks.base64_images(formats=["png"]))
+def test_base64_images_are_real_images_within_the_documented_limits(
+    image: str, png_only: str
+) -> None:
+    limits = schema("ImageInput")["x-kling-image"]
+    for value in (image, png_only):
+        raw = base64.b64decode(value, validate=True)
+        found = image_size(raw)
+        assert found is not None and found[0] in limits["formats"]
+        _, width, height = found
+        assert min(width, height) >= limits["min_side_px"]
+        assert max(width, height) <= limits["max_aspect"] * min(width, height)
+        assert len(raw) <= limits["max_bytes"]
+        check_request("image2video", {"image": value})
+    assert image_size(base64.b64decode(png_only))[0] == "png"  # type: ignore[index]
+
+
+def test_base64_images_meet_the_edges_of_the_limits() -> None:
+    limits = schema("ImageInput")["x-kling-image"]
+
+    def sides(value: str) -> tuple[int, int]:
+        found = image_size(base64.b64decode(value))
+        assert found is not None
+        return found[1], found[2]
+
+    quick = settings(database=None, max_examples=500)
+    smallest = find(
+        ks.base64_images(), lambda v: min(sides(v)) == limits["min_side_px"], settings=quick
+    )
+    assert min(sides(smallest)) == limits["min_side_px"]
+    widest = find(
+        ks.base64_images(),
+        lambda v: max(sides(v)) / min(sides(v)) > limits["max_aspect"] - 0.05,
+        settings=quick,
+    )
+    assert max(sides(widest)) <= limits["max_aspect"] * min(sides(widest))
+
+
+@pytest.mark.parametrize("formats", [[], ["gif"], "png"], ids=["empty", "gif", "a-string"])
+def test_base64_images_refuses_formats_outside_the_contract(formats: Any) -> None:
+    with pytest.raises(InvalidArgument):
+        ks.base64_images(formats=formats)
+
+
+@SETTINGS
+@given(body=ks.image2video_requests())
+def test_generated_image_fields_are_urls_or_inline_images(body: dict[str, Any]) -> None:
+    for name in ("image", "image_tail", "static_mask"):
+        if name in body:
+            value = body[name]
+            assert value.startswith("https://") or image_size(base64.b64decode(value))
+
+
+def test_exclusive_fields_are_never_drawn_together() -> None:
+    excluded = exclusions(families()["image2video"].request_schema)
+    seen: set[frozenset[str]] = set()
+
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
+    @given(body=ks.image2video_requests())
+    def collect(body: dict[str, Any]) -> None:
+        for name in body:
+            assert not excluded.get(name, frozenset()) & set(body), body
+        seen.add(frozenset(body) & {"image_tail", "static_mask", "dynamic_masks", "camera_control"})
+
+    collect()
+    assert {frozenset({"image_tail"}), frozenset({"camera_control"})} <= seen

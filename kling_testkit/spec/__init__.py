@@ -11,9 +11,15 @@ from kling_testkit.spec.document import (
     schema,
 )
 from kling_testkit.spec.rules import check_image, check_request, image_size
+from kling_testkit.spec.statuses import FAILED, PROCESSING, SUBMITTED, SUCCEED, TERMINAL
 from kling_testkit.spec.validation import ContractViolation, parse_query, validate
 
 __all__ = [
+    "FAILED",
+    "PROCESSING",
+    "SUBMITTED",
+    "SUCCEED",
+    "TERMINAL",
     "ContractViolation",
     "Family",
     "check_image",

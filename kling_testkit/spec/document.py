@@ -81,6 +81,65 @@ def defaults(request_schema: str) -> dict[str, Any]:
     return out
 
 
+@cache
+def choices() -> dict[str, tuple[str, str]]:
+    """Every ``<field>_<value>`` that names one enum value of a create field, e.g. ``mode_pro``.
+
+    Config that depends on a request option (the mock's ``duration_multipliers``) names it so;
+    the values themselves are only ever written in the document.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for family in families().values():
+        for name, node in schema(family.request_schema)["properties"].items():
+            if node.get("deprecated"):  # a legacy alias is folded into its field
+                continue
+            for value in field(family.request_schema, name).get("enum", []):
+                found.setdefault(f"{name}_{value}", (name, str(value)))
+    return found
+
+
+def enum_values(output: str, name: str) -> list[str]:
+    """Every value of the ``name`` enum over the families producing ``output``, in order."""
+    out: list[str] = []
+    for family in families().values():
+        if family.output == output and name in schema(family.request_schema)["properties"]:
+            out += [str(v) for v in field(family.request_schema, name)["enum"] if str(v) not in out]
+    return out
+
+
+def _refuses(node: object) -> bool:
+    """Whether a schema admits nothing: ``false`` or ``{"not": {}}`` (notes aside)."""
+    if node is False:
+        return True
+    return isinstance(node, dict) and node.get("not") == {} and set(node) <= {"not", "x-messages"}
+
+
+def exclusions(request_schema: str) -> dict[str, frozenset[str]]:
+    """Fields that cannot be sent together, each way round: ``field -> fields it excludes``.
+
+    Read from the schema's ``dependentSchemas``: ``{"A": {"properties": {"B": {"not": {}}}}}``
+    says A and B exclude each other.
+    """
+    pairs: dict[str, set[str]] = {}
+    for name, node in schema(request_schema).get("dependentSchemas", {}).items():
+        for other, rule in node.get("properties", {}).items():
+            if _refuses(rule):
+                pairs.setdefault(name, set()).add(other)
+                pairs.setdefault(other, set()).add(name)
+    return {name: frozenset(others) for name, others in pairs.items()}
+
+
+def requirements(request_schema: str) -> dict[str, list[str]]:
+    """Fields that need others (``dependentRequired``): ``field -> fields it needs``."""
+    found: dict[str, list[str]] = schema(request_schema).get("dependentRequired", {})
+    return found
+
+
+def alternatives(request_schema: str) -> list[list[str]]:
+    """Groups of fields of which a body needs one, all present (``anyOf`` of ``required``)."""
+    return [list(node["required"]) for node in schema(request_schema).get("anyOf", [])]
+
+
 def parameter(name: str) -> dict[str, Any]:
     """Return a component parameter (its ``schema`` holds the limits)."""
     params: dict[str, dict[str, Any]] = openapi()["components"]["parameters"]

@@ -10,13 +10,14 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec.document import SPEC_URI, openapi, resolve
+from kling_testkit.spec.images import BASE64_FORMAT, check_base64_image
 
 # Which failure to report first when a body breaks several rules: a wrong model is its own code,
 # then a missing field, then unknown fields, then the rest in document order.
@@ -52,13 +53,20 @@ def json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+def formats() -> FormatChecker:
+    """The string formats of the document that the mock checks: only its own (others are notes)."""
+    checker = FormatChecker(formats=())
+    checker.checks(BASE64_FORMAT, raises=ValueError)(check_base64_image)
+    return checker
+
+
 @cache
 def _validator(schema_name: str) -> Draft202012Validator:
     registry: Registry[Any] = Registry().with_resource(
         SPEC_URI, Resource.from_contents(openapi(), default_specification=DRAFT202012)
     )
     ref = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
-    return Draft202012Validator(ref, registry=registry)
+    return Draft202012Validator(ref, registry=registry, format_checker=formats())
 
 
 def field_path(parts: Iterable[str | int]) -> str:
@@ -73,12 +81,26 @@ def _is_model_error(error: ValidationError) -> bool:
     return error.validator == "enum" and list(error.absolute_path) in (["model_name"], ["model"])
 
 
+def _dependent(error: ValidationError) -> tuple[str, list[str]]:
+    """The field of a ``dependentRequired`` error and the fields it needs that are missing."""
+    for name, needs in error.validator_value.items():
+        missing = [n for n in needs if n not in error.instance]
+        if name in error.instance and missing:
+            return str(name), missing
+    return "", []
+
+
 def _field_of(error: ValidationError) -> str | None:
-    """Name the field an error is about: the missing or unknown key when there is one."""
+    """Name the field an error is about: the missing, unknown or dependent key when there is one."""
     parts = list(error.absolute_path)
-    if error.validator in ("required", "additionalProperties") and isinstance(error.instance, dict):
-        if error.validator == "required":
+    kind = error.validator
+    if kind in ("required", "additionalProperties", "dependentRequired") and isinstance(
+        error.instance, dict
+    ):
+        if kind == "required":
             keys = [k for k in error.validator_value if k not in error.instance]
+        elif kind == "dependentRequired":
+            keys = [_dependent(error)[0]]
         else:
             keys = sorted(k for k in error.instance if k not in error.schema.get("properties", {}))
         parts += keys[:1]
@@ -90,12 +112,17 @@ def _describe(error: ValidationError, where: str | None = None) -> str:
     where = where or field_path(error.absolute_path)
     custom = error.schema.get("x-messages", {}) if isinstance(error.schema, dict) else {}
     kind, value, expected = error.validator, error.instance, error.validator_value
-    if kind in custom:
-        return f"{where} {custom[kind]}" if where else str(custom[kind])
     if kind == "required":
         missing = [name for name in expected if name not in value]
         name = field_path([*error.absolute_path, missing[0]]) if missing else where
-        return f"{name} is required"
+        return f"{name} {custom.get(kind, 'is required')}"
+    if kind in custom:
+        return f"{where} {custom[kind]}" if where else str(custom[kind])
+    if kind == "dependentRequired":
+        name, missing = _dependent(error)
+        return f"{field_path([*error.absolute_path, name])} requires {', '.join(missing)}"
+    if kind == "format" and error.cause is not None:
+        return f"{where} {error.cause}"
     if kind == "additionalProperties":
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in value if k not in known)
