@@ -13,6 +13,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+from limits_off import UNLIMITED_SLOTS, unlimited_account
+
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 from mock_server import create_app
@@ -29,22 +31,13 @@ def rate(action: Callable[[], object], count: int) -> float:
 
 def one_run(store_size: int, count: int) -> dict[str, float]:
     # Limits out of the way: this measures the request path, not the 429s.
-    packs = [
-        {"name": "v", "kind": "video", "total": 1e9},
-        {"name": "i", "kind": "image", "total": 1e9},
-    ]
-    account = {
-        "name": "bench",
-        "access_key": MOCK_ACCESS_KEY,
-        "secret_key": MOCK_SECRET_KEY,
-        "packs": packs,
-    }
+    account = unlimited_account("bench")
     app = create_app(
         {
             "clock": "manual",
             "seed": 1,
             "accounts": [account],
-            "concurrency": {"video": 10**9, "image": 10**9},
+            "concurrency": UNLIMITED_SLOTS,
         }
     )
     client = app.test_client()

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 import requests
+from limits_off import UNLIMITED_SLOTS, unlimited_account
 
-from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_API_KEY, MOCK_SECRET_KEY
+from kling_testkit.credentials import MOCK_API_KEY
 
 T2V = "/v1/videos/text2video"
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,18 +65,8 @@ def main() -> int:
     args = parser.parse_args()
 
     # Units and slots out of the way, so every create is stored (the tasks are what may grow).
-    packs = [
-        {"name": "v", "kind": "video", "total": 1e9},
-        {"name": "i", "kind": "image", "total": 1e9},
-    ]
-    account = {
-        "name": "default",
-        "access_key": MOCK_ACCESS_KEY,
-        "secret_key": MOCK_SECRET_KEY,
-        "api_key": MOCK_API_KEY,
-        "packs": packs,
-    }
-    config = {"accounts": [account], "concurrency": {"video": 1_000_000, "image": 1_000_000}}
+    account = unlimited_account()
+    config = {"accounts": [account], "concurrency": UNLIMITED_SLOTS}
     folder = tempfile.TemporaryDirectory()
     config_file = Path(folder.name) / "soak.json"
     config_file.write_text(json.dumps(config))
