@@ -132,10 +132,17 @@ class MockControl:
         return data
 
     def tasks(
-        self, *, account: str | None = None, family: str | None = None
+        self,
+        *,
+        account: str | None = None,
+        family: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every task the mock holds, with params and timeline."""
-        params = {k: v for k, v in {"account": account, "family": family}.items() if v}
+        """The tasks the mock holds, newest first, with params and timeline (the newest 1000
+        unless ``limit`` says otherwise, at most 10000 per call; ``offset`` pages on)."""
+        wanted = {"account": account, "family": family, "limit": limit, "offset": offset}
+        params = {k: v for k, v in wanted.items() if v is not None}
         data: list[dict[str, Any]] = self.call("GET", "tasks", params=params)
         return data
 

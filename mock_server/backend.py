@@ -22,7 +22,7 @@ from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
-from mock_server.auth import authenticate
+from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
 from mock_server.config import RUNTIME_KEYS, Account, MockConfig
@@ -81,6 +81,7 @@ class Backend:
         # Once-scenarios: release time per (account, header value), the newest MAX_GATES kept.
         self._gates: OrderedDict[tuple[str, str], float | None] = OrderedDict()
         self.url_key = signing.new_key()
+        self._tokens = TokenCache()  # verified signatures; the accounts may differ after reset
         self.errors: list[BaseException] = []
         old = getattr(self, "callbacks", None)
         if old is not None:
@@ -146,7 +147,7 @@ class Backend:
     def authenticate(self, header: str | None) -> Account:
         config = self.config
         now = self.now() if config.auth_clock == "mock" else time.time()
-        return authenticate(header, config.accounts, now, config.token_leeway_s)
+        return authenticate(header, config.accounts, now, config.token_leeway_s, self._tokens)
 
     def admit(self, account: Account) -> None:
         """Count a request against the account's rate limit (if one is set); 429/1302 if over."""
@@ -386,6 +387,19 @@ class Backend:
     def all_tasks(self, account: str | None = None, family: str | None = None) -> list[Task]:
         with self._lock:
             return self.store.tasks(account, family)
+
+    def task_count(self) -> int:
+        with self._lock:
+            return self.store.count()
+
+    def tasks_page(
+        self, offset: int, limit: int, account: str | None = None, family: str | None = None
+    ) -> list[Task]:
+        """Newest first, ``limit`` of them after ``offset``, optionally of one account/family."""
+        with self._lock:
+            if account is None and family is None:
+                return self.store.newest(offset, limit)
+            return self.store.tasks(account, family)[offset : offset + limit]
 
     def find_task(self, task_id: str) -> Task | None:
         with self._lock:

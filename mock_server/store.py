@@ -26,6 +26,14 @@ class TaskStore(Protocol):
         """``limit`` tasks of one account and family, newest first, skipping ``offset``."""
         ...
 
+    def count(self) -> int:
+        """How many tasks are stored."""
+        ...
+
+    def newest(self, offset: int, limit: int) -> list[Task]:
+        """``limit`` tasks of any account and family, newest first, skipping ``offset``."""
+        ...
+
 
 class InMemoryStore:
     """Tasks in dicts; not thread-safe by itself (the backend locks)."""
@@ -65,3 +73,15 @@ class InMemoryStore:
         ids = self._by_owner.get((account, family), [])
         end = len(ids) - offset  # newest first: count back from the end
         return [self._tasks[i] for i in reversed(ids[max(0, end - limit) : max(0, end)])]
+
+    def count(self) -> int:
+        return len(self._tasks)
+
+    def newest(self, offset: int, limit: int) -> list[Task]:
+        found = []
+        for index, task in enumerate(reversed(self._tasks.values())):
+            if index >= offset + limit:
+                break
+            if index >= offset:
+                found.append(task)
+        return found

@@ -6,6 +6,7 @@ field and says what was expected, with the Kling code that goes with it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -177,6 +178,13 @@ def validate(schema_name: str, instance: object) -> None:
     raise ContractViolation(_describe(first), field=_field_of(first))
 
 
+@cache
+def _query_validator(schema_text: str) -> Draft202012Validator:
+    """One validator per distinct parameter schema (keyed by its text, so a changed document
+    gets new ones), instead of one per request."""
+    return Draft202012Validator(json.loads(schema_text))
+
+
 def parse_query(
     parameters: Mapping[str, dict[str, Any]], query: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -208,7 +216,8 @@ def parse_query(
                     field=name,
                 )
             value = int(raw.strip())
-        error = next(iter(Draft202012Validator(resolve(schema)).iter_errors(value)), None)
+        checker = _query_validator(json.dumps(resolve(schema), sort_keys=True))
+        error = next(iter(checker.iter_errors(value)), None)
         if error is not None:
             raise ContractViolation(_describe(error, f"query parameter {name}"), field=name)
         out[name] = value

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from mock_server import strict_json
 from mock_server.backend import Backend
 from mock_server.envelope import invalid
+from mock_server.errors import ApiError
 
 
 def backend() -> Backend:
@@ -17,7 +18,25 @@ def backend() -> Backend:
     return found
 
 
+_UNREAD = object()
+
+
 def json_body() -> Any:
+    """The request body as JSON, parsed once per request (see :func:`_read_json`)."""
+    found = g.get("json_body", _UNREAD)
+    if found is _UNREAD:
+        try:
+            found = _read_json()
+        except ApiError as exc:
+            g.json_body = exc
+            raise
+        g.json_body = found
+    if isinstance(found, ApiError):
+        raise found
+    return found
+
+
+def _read_json() -> Any:
     """The request body as JSON, or a 400/1201 that says what is wrong with it.
 
     Size is capped by the app's MAX_CONTENT_LENGTH (a 413 raised on reading is enveloped too).

@@ -53,7 +53,7 @@ def _clock() -> dict[str, Any]:
 @bp.get("/health")
 def health() -> Response:
     """Say the mock is up, with its task count and clock."""
-    return ok({"status": "ok", "tasks": len(backend().all_tasks()), "clock": _clock()})
+    return ok({"status": "ok", "tasks": backend().task_count(), "clock": _clock()})
 
 
 @bp.post("/reset")
@@ -105,10 +105,13 @@ def patch_config() -> Response:
 
 @bp.get("/tasks")
 def tasks() -> Response:
-    """Every task (optionally ``?account=`` and ``?family=``), with its timeline."""
+    """Tasks newest first, with their timelines: ``?limit=`` (default 1000, at most 10000),
+    ``?offset=``, ``?account=``, ``?family=``."""
     mock = backend()
     now = mock.now()
-    found = mock.all_tasks(request.args.get("account"), request.args.get("family"))
+    limit = _whole("limit", 1000, MAX_TASKS_PAGE)
+    offset = _whole("offset", 0, 10**9)
+    found = mock.tasks_page(offset, limit, request.args.get("account"), request.args.get("family"))
     return ok(
         [
             {
@@ -126,6 +129,19 @@ def tasks() -> Response:
             for t in found
         ]
     )
+
+
+MAX_TASKS_PAGE = 10_000
+
+
+def _whole(name: str, default: int, highest: int) -> int:
+    """A whole-number query parameter between 0 and ``highest``."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= highest):
+        raise invalid(f"{name} must be a whole number from 0 to {highest}; got {raw[:40]!r}")
+    return int(raw)
 
 
 @bp.get("/accounts")
