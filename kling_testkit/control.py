@@ -40,7 +40,7 @@ class Clock:
         return float(self._control.call("POST", "clock/advance", {"seconds": seconds})["now"])
 
     def info(self) -> dict[str, Any]:
-        """``now``, ``now_ms``, ``mode`` (manual or real) and ``time_scale``."""
+        """``now``, ``now_ms``, ``mode`` (manual or real), ``time_scale`` and ``auth_clock``."""
         data: dict[str, Any] = self._control.call("GET", "clock")
         return data
 

@@ -141,8 +141,9 @@ class KlingTarget:
         if mock is None:
             return KlingClient(self.base_url, creds, budget=Budget(limit=self.max_units))
         clock = mock.clock
-        token_clock = clock.now if mock.config()["auth_clock"] == "mock" else time.time
-        if clock.info()["mode"] != "manual":
+        info = clock.info()  # one call: the clock's mode and which clock checks tokens
+        token_clock = clock.now if info.get("auth_clock") == "mock" else time.time
+        if info["mode"] != "manual":
             return KlingClient(mock.base_url, creds, token_clock=token_clock)
 
         def advance(seconds: float) -> None:
@@ -161,7 +162,10 @@ class KlingTarget:
         if self.control is None:
             raise RuntimeError(f"{self.base_url} is not a mock: there is no state to refresh")
         if not self.shared:
-            self.control.reset()
+            if self.local is not None and self.local.backend is not None:
+                self.local.backend.reset()  # in this process: no HTTP round trip needed
+            else:
+                self.control.reset()
             yield self.control
             return
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -47,6 +47,7 @@ def _clock() -> dict[str, Any]:
         "now_ms": int(now * 1000),
         "mode": "manual" if mock.clock.manual else "real",
         "time_scale": mock.clock.scale,
+        "auth_clock": mock.config.auth_clock,  # which clock checks token times
     }
 
 
