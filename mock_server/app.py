@@ -18,6 +18,7 @@ from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.strict_json import StrictJSONProvider
 from mock_server.views import api, control, media, meta
+from mock_server.views.common import backend
 
 log = logging.getLogger("mock_server")
 
@@ -40,13 +41,11 @@ def _body_of_request() -> dict[str, Any]:
     return {"body": clip(text, MAX_BODY), "body_bytes": len(raw)}
 
 
-def create_app(
-    config: MockConfig | Mapping[str, Any] | None = None, *, namespace: str | None = None
-) -> Flask:
+def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     """Build a mock with its own state. ``config`` is a MockConfig or a dict of its fields.
 
-    The app also serves namespaces (``/ns/<name>/...``), each a mock of its own built from the
-    same config; ``namespace`` names the one being built (they serve no namespaces of their own).
+    The app also serves namespaces (``/ns/<name>/...``): each a mock of its own (a backend built
+    from the same start-up config), served by this same app.
     """
     if config is None:
         config = MockConfig()
@@ -57,15 +56,14 @@ def create_app(
     app.json = StrictJSONProvider(app)
     # ``//v1/...`` would otherwise get Werkzeug's HTML 308 redirect; here it is an unknown path.
     app.url_map.merge_slashes = False
-    mock = Backend(config, url_prefix="" if namespace is None else f"{PREFIX}{namespace}")
+    mock = Backend(config)
     app.extensions["kling_mock"] = mock
-    if namespace is None:
-        start_up = mock.initial_config
-        spaces = Namespaces(
-            lambda name: create_app(start_up, namespace=name), config.max_namespaces
-        )
-        app.extensions["kling_namespaces"] = spaces
-        app.wsgi_app = Dispatcher(app.wsgi_app, spaces)  # type: ignore[method-assign]
+    start_up = mock.initial_config
+    spaces = Namespaces(
+        lambda name: Backend(start_up, url_prefix=f"{PREFIX}{name}"), config.max_namespaces
+    )
+    app.extensions["kling_namespaces"] = spaces
+    app.wsgi_app = Dispatcher(app.wsgi_app, spaces)  # type: ignore[method-assign]
 
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)
@@ -74,7 +72,7 @@ def create_app(
 
     @app.before_request
     def start() -> None:
-        g.request_id = mock.request_id()
+        g.request_id = backend().request_id()
         if request.method == "OPTIONS":  # Flask would answer 200 with an empty HTML body
             raise ApiError(
                 ErrorCode.INVALID_METHOD,
@@ -85,9 +83,10 @@ def create_app(
     def journal(response: Response) -> Response:
         if not request.path.startswith("/__mock"):
             account = g.get("account")
-            mock.journal.record(
+            here = backend()
+            here.journal.record(
                 Entry(
-                    time=int(mock.now() * 1000),
+                    time=int(here.now() * 1000),
                     method=request.method,
                     path=request.path,
                     account=account.name if account is not None else None,
@@ -123,7 +122,7 @@ def create_app(
     @app.errorhandler(Exception)
     def crash(exc: Exception) -> Response:
         log.exception("unhandled error in the mock")
-        mock.record_error(exc)
+        backend().record_error(exc)
         return envelope.error(
             ApiError(
                 ErrorCode.SERVER_ERROR,

@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flask import Flask
+    from mock_server.backend import Backend
 
 PREFIX = "/ns/"
+BACKEND_KEY = "kling_mock.backend"
+"""The WSGI environ key that carries a namespace's backend to the (shared) app's views."""
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A namespace name: up to 64 letters, digits, dots, dashes and underscores."""
 
@@ -29,20 +31,20 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 class Namespaces:
     """The namespaces of one mock, newest use last; thread-safe."""
 
-    def __init__(self, factory: Callable[[str], Flask], limit: int) -> None:
+    def __init__(self, factory: Callable[[str], Backend], limit: int) -> None:
         self._factory = factory
         self._limit = limit
-        self._apps: OrderedDict[str, Flask] = OrderedDict()
+        self._apps: OrderedDict[str, Backend] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Flask:
-        """The namespace's app, made now if it is new (dropping the least recently used)."""
+    def get(self, name: str) -> Backend:
+        """The namespace's mock, made now if it is new (dropping the least recently used)."""
         with self._lock:
             app = self._apps.get(name)
             if app is not None:
                 self._apps.move_to_end(name)
                 return app
-        made = self._factory(name)  # outside the lock: building an app takes a few ms
+        made = self._factory(name)
         with self._lock:
             app = self._apps.setdefault(name, made)
             self._apps.move_to_end(name)
@@ -77,15 +79,16 @@ class Namespaces:
         return self._limit
 
 
-def _stop(app: Flask) -> None:
-    app.extensions["kling_mock"].callbacks.stop()
+def _stop(mock: Backend) -> None:
+    mock.callbacks.stop()
 
 
 class Dispatcher:
-    """WSGI middleware: ``/ns/<name>/rest`` goes to the namespace's app as ``/rest``.
+    """WSGI middleware: ``/ns/<name>/rest`` is served as ``/rest`` by the same app, with the
+    namespace's backend in the environ (one Flask app for all; a namespace is only its state).
 
     ``SCRIPT_NAME`` gains ``/ns/<name>``, so URLs the namespace builds (result URLs, the served
-    document's ``servers``) point back into it. Anything else goes to the root app.
+    document's ``servers``) point back into it. Anything else is the root mock's.
     """
 
     def __init__(self, root: WsgiApp, namespaces: Namespaces) -> None:
@@ -97,9 +100,9 @@ class Dispatcher:
         if path.startswith(PREFIX):
             name, _, rest = path[len(PREFIX) :].partition("/")
             if NAME.fullmatch(name):
-                app = self.namespaces.get(name)
                 inner = dict(environ)
+                inner[BACKEND_KEY] = self.namespaces.get(name)
                 inner["SCRIPT_NAME"] = f"{environ.get('SCRIPT_NAME', '')}{PREFIX}{name}"
                 inner["PATH_INFO"] = f"/{rest}"
-                return app(inner, start_response)
+                return self.root(inner, start_response)
         return self.root(environ, start_response)

@@ -10,11 +10,12 @@ from mock_server import strict_json
 from mock_server.backend import Backend
 from mock_server.envelope import invalid
 from mock_server.errors import ApiError
+from mock_server.namespaces import BACKEND_KEY
 
 
 def backend() -> Backend:
-    """The backend of the app answering this request."""
-    found: Backend = current_app.extensions["kling_mock"]
+    """The mock answering this request: a namespace's, else the app's own."""
+    found: Backend = request.environ.get(BACKEND_KEY) or current_app.extensions["kling_mock"]
     return found
 
 

@@ -11,7 +11,7 @@ from kling_testkit.codes import ErrorCode
 from mock_server import guard
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError, ConfigError
-from mock_server.namespaces import Namespaces
+from mock_server.namespaces import BACKEND_KEY, Namespaces
 from mock_server.scenarios import SCENARIOS
 from mock_server.views.common import backend, json_body
 
@@ -229,7 +229,7 @@ def wait_callbacks() -> Response:
 
 def _namespaces() -> Namespaces:
     found: Namespaces | None = current_app.extensions.get("kling_namespaces")
-    if found is None:
+    if found is None or BACKEND_KEY in request.environ:
         raise ApiError(
             ErrorCode.RESOURCE_NOT_FOUND,
             "namespaces are managed on the root mock (/__mock/namespaces), not inside one",
