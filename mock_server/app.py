@@ -56,6 +56,8 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     # ``//v1/...`` would otherwise get Werkzeug's HTML 308 redirect; here it is an unknown path.
     app.url_map.merge_slashes = False
+    # No redirects at all: Flask answers them with HTML and no error handler sees them.
+    app.url_map.strict_slashes = False
     mock = Backend(config)
     app.extensions["kling_mock"] = mock
     start_up = mock.initial_config

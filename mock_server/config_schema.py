@@ -94,7 +94,9 @@ SCHEMA: dict[str, Any] = {
         "public_base_url": {
             "type": ["string", "null"],
             "maxLength": 2048,
-            "pattern": "^https?://[^\\s]+$",
+            # A base: scheme, host (name, IPv4 or [IPv6]), optional port and path; no query.
+            "pattern": "^https?://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])"
+            "(:[0-9]{1,5})?(/[^\\s?#]*)?$",
         },
         "concurrency": _KINDS,
         "rate_limit": {

@@ -331,3 +331,21 @@ def test_an_exp_of_5000_digits_is_refused(client: FlaskClient) -> None:
     token = raw_token(f'{{"iss": "{MOCK_ACCESS_KEY}", "exp": {HUGE}}}')
     response = client.get(T2V, headers={"Authorization": f"Bearer {token}"})
     assert_refused(response, "", status=401, code=1002)
+
+
+# ------------------------------------------------------------------ found by the fuzz
+
+
+@pytest.mark.parametrize("path", ["", "/v1/videos/text2video/", "/__mock/health/"])
+def test_no_path_gets_an_html_redirect(
+    client: FlaskClient, auth: dict[str, str], path: str
+) -> None:
+    response = client.get(path, headers=auth)
+    assert response.status_code < 300 or response.status_code >= 400, response.status
+    assert response.mimetype == "application/json"
+
+
+@pytest.mark.parametrize("url", ["http://#", "http://x?y=1", "https://", "http://a b/"])
+def test_a_public_base_url_must_be_a_base(url: str) -> None:
+    with pytest.raises(ConfigError, match="public_base_url"):
+        MockConfig.from_dict({"public_base_url": url})
