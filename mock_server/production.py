@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import BadRequest
@@ -35,32 +36,37 @@ REQUEST_LINE_LIMIT = 8190
 HEADER_COUNT_LIMIT = 100  # as Werkzeug's server (http.server)
 HEADER_SIZE_LIMIT = 8190
 
-_STATUS: list[tuple[type[BaseException], int, str]] = [
-    (errors.LimitRequestLine, 414, "URI Too Long"),
-    (errors.LimitRequestHeaders, 431, "Request Header Fields Too Large"),
-    (errors.InvalidHTTPVersion, 505, "HTTP Version Not Supported"),
-    (errors.UnsupportedTransferCoding, 501, "Not Implemented"),
-    (errors.ExpectationFailed, 417, "Expectation Failed"),
-    (errors.ForbiddenProxyRequest, 403, "Forbidden"),
+_E = ErrorCode
+_STATUS: list[tuple[type[BaseException], int, str, ErrorCode]] = [
+    (errors.LimitRequestLine, 414, "URI Too Long", _E.INVALID_VALUE),
+    (errors.LimitRequestHeaders, 431, "Request Header Fields Too Large", _E.INVALID_VALUE),
+    (errors.InvalidHTTPVersion, 505, "HTTP Version Not Supported", _E.INVALID_VALUE),
+    (errors.InvalidRequestMethod, 501, "Not Implemented", _E.INVALID_METHOD),
+    (errors.UnsupportedTransferCoding, 501, "Not Implemented", _E.INVALID_VALUE),
+    (errors.ExpectationFailed, 417, "Expectation Failed", _E.INVALID_VALUE),
+    (errors.ForbiddenProxyRequest, 403, "Forbidden", _E.INVALID_VALUE),
 ]
 
 
-def status_of(exc: BaseException) -> tuple[int, str]:
-    """The HTTP status and reason for an error gunicorn met before or around the app."""
+def status_of(exc: BaseException) -> tuple[int, str, ErrorCode]:
+    """The HTTP status, reason and Kling code for an error gunicorn met around the app.
+
+    Everything it refuses before the app runs is the client's request (even 505), as in
+    ``serving``; anything else is the server's fault (500/5000).
+    """
     if isinstance(exc, (errors.InvalidResponseHeader, errors.InvalidResponseHeaderName)):
-        return 500, "Internal Server Error"  # the app's fault, not the client's
-    for kind, status, reason in _STATUS:
+        return 500, "Internal Server Error", _E.SERVER_ERROR  # the app's fault
+    for kind, status, reason, code in _STATUS:
         if isinstance(exc, kind):
-            return status, reason
+            return status, reason, code
     if isinstance(exc, errors.ParseException):
-        return 400, "Bad Request"
-    return 500, "Internal Server Error"
+        return 400, "Bad Request", _E.INVALID_VALUE
+    return 500, "Internal Server Error", _E.SERVER_ERROR
 
 
 def refusal(exc: BaseException) -> bytes:
     """The whole HTTP answer (status line, headers, envelope) for ``exc``."""
-    status, reason = status_of(exc)
-    code = ErrorCode.SERVER_ERROR if status >= 500 and status != 505 else ErrorCode.INVALID_VALUE
+    status, reason, code = status_of(exc)
     detail = f"{reason}: {exc}" if str(exc) else reason
     body = refusal_body(status, detail, code)
     head = (
@@ -120,8 +126,7 @@ class EnvelopeWorker(ThreadWorker):  # type: ignore[misc]
     """Gunicorn's threaded worker with its own error answers in the Kling envelope."""
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        status, _ = status_of(exc)
-        if status >= 500 and status != 505:
+        if status_of(exc)[2] is ErrorCode.SERVER_ERROR:
             self.log.exception("Error handling request")
         else:
             self.log.warning("Invalid request from %s: %s", (addr or ("",))[0], exc)
@@ -139,6 +144,22 @@ class Options:
     keep_alive_s: int
     graceful_s: int
     quiet: bool
+
+
+WORKER_DIED = 3  # exit status of kling-mock serve when its worker died
+
+
+def _halt_unless_stopping(arbiter: Any, worker: Any) -> None:
+    """The worker died while serving (killed, timed out): stop, do not start a fresh mock.
+
+    Gunicorn would spawn a new worker with the state of start-up, silently forgetting every
+    task; a client would see a different mock on the same port. ``stop`` empties ``LISTENERS``
+    before it stops the worker, so an exit during shutdown passes.
+    """
+    if arbiter.LISTENERS:
+        raise HaltServer(
+            f"the worker (pid {worker.pid}) died; the mock's state died with it", WORKER_DIED
+        )
 
 
 class MockApplication(BaseApplication):  # type: ignore[misc]
@@ -177,6 +198,7 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
                 arbiter.LISTENERS[0].sock.getsockname()[1]
             ),
             "on_exit": lambda arbiter: self._on_exit(),
+            "child_exit": _halt_unless_stopping,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)

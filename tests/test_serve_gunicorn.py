@@ -8,6 +8,7 @@ the bounded flags and ``--server werkzeug``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -143,20 +144,19 @@ def test_a_bad_chunk_size_is_a_400_envelope_not_a_crash(server: Server, path: st
 
 
 @pytest.mark.parametrize(
-    ("exc", "status"),
+    ("exc", "status", "code"),
     [
-        (errors.LimitRequestLine(9000, 8190), 414),
-        (errors.LimitRequestHeaders("too many"), 431),
-        (errors.InvalidHTTPVersion("HTTP/9.9"), 505),
-        (errors.InvalidRequestLine("GARBAGE"), 400),
-        (errors.InvalidChunkSize("zz"), 400),
-        (RuntimeError("boom"), 500),
+        (errors.LimitRequestLine(9000, 8190), 414, 1201),
+        (errors.LimitRequestHeaders("too many"), 431, 1201),
+        (errors.InvalidHTTPVersion("HTTP/9.9"), 505, 1201),
+        (errors.InvalidRequestLine("GARBAGE"), 400, 1201),
+        (errors.InvalidRequestMethod("get"), 501, 1202),
+        (errors.InvalidChunkSize("zz"), 400, 1201),
+        (RuntimeError("boom"), 500, 5000),
     ],
 )
-def test_refusal_is_an_envelope_with_the_status(exc: BaseException, status: int) -> None:
-    answer = production.refusal(exc)
-    code = 5000 if status == 500 else 1201
-    assert_envelope(answer, status, code, "refused")
+def test_refusal_is_an_envelope_with_the_status(exc: BaseException, status: int, code: int) -> None:
+    assert_envelope(production.refusal(exc), status, code, "refused")
 
 
 def test_more_than_one_worker_is_refused_naming_the_shared_store() -> None:
@@ -204,3 +204,20 @@ def test_the_werkzeug_server_is_still_available_with_the_envelope(
     _add_transport_fault(running.url, "reset")
     _, error = _get_raw(running.url, T2V)
     assert isinstance(error, ConnectionResetError)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc (Linux)")
+def test_a_dead_worker_stops_the_server_instead_of_starting_a_fresh_mock(
+    serve: Callable[..., Server],
+) -> None:
+    running = serve("--port", "0", "--quiet")
+    # An answer means the worker is up (the port is bound, and announced, before it forks).
+    assert requests.get(f"{running.url}/__mock/health", timeout=10).json()["code"] == 0
+    pid = running.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        children = [int(child) for child in listing.read().split()]
+    assert len(children) == 1, children  # one worker: one mock
+    os.kill(children[0], signal.SIGKILL)
+    assert running.proc.wait(timeout=30) == production.WORKER_DIED
+    running.stop()
+    assert "state died with it" in running.stderr
