@@ -33,6 +33,12 @@ SERVE += ["--port", "0"]
 
 
 def rss_mib(pid: int) -> float:
+    """RSS of ``pid`` and its children: on gunicorn the mock's state is in the worker."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(_own_rss_mib(p) for p in [pid, *map(int, children)])
+
+
+def _own_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024

@@ -1,4 +1,9 @@
-"""Run a mock inside this process, on a free loopback port, in a background thread."""
+"""Run a mock inside this process, on a free loopback port, in a background thread.
+
+This keeps Werkzeug's threaded server (``mock_server.serving``), not gunicorn (the default of
+``kling-mock serve``): it starts in milliseconds inside the test process, on a thread, where
+gunicorn's arbiter would fork and take over the process's signals.
+"""
 
 from __future__ import annotations
 

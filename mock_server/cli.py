@@ -1,4 +1,8 @@
-"""``kling-mock serve``: run the mock on a threaded WSGI server until SIGINT or SIGTERM."""
+"""``kling-mock serve``: run the mock on a WSGI server until SIGINT or SIGTERM.
+
+The default server is gunicorn (one gthread worker, see ``mock_server.production``) on POSIX;
+``--server werkzeug`` keeps Werkzeug's threaded server (the only one on Windows).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from types import FrameType
 from typing import Any
+
+from flask import Flask
 
 from kling_testkit.credentials import ACCESS_KEY_VAR, MOCK_SECRET_KEY, SECRET_KEY_VAR
 from mock_server.app import create_app
@@ -46,7 +52,81 @@ def _parser() -> argparse.ArgumentParser:
         help=f"require this token (header {TOKEN_HEADER}) on every /__mock call; at least 32 "
         f"bytes (default: ${CONTROL_TOKEN_VAR}, else no token)",
     )
+    serve.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=DEFAULT_SERVER,
+        help=f"WSGI server (default {DEFAULT_SERVER}; werkzeug is the development server)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=_bounded_int(1, MAX_THREADS),
+        default=DEFAULT_THREADS,
+        metavar="T",
+        help=f"gunicorn: request threads, 1..{MAX_THREADS} (default {DEFAULT_THREADS}); "
+        "werkzeug starts one thread per connection",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes; only 1: the mock's state lives in one process's memory",
+    )
+    serve.add_argument(
+        "--keep-alive",
+        type=_bounded_int(0, 3600),
+        default=DEFAULT_KEEP_ALIVE_S,
+        metavar="S",
+        help="gunicorn: close a kept-alive connection idle for S seconds; 0 closes after each "
+        f"answer (default {DEFAULT_KEEP_ALIVE_S})",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=_bounded_int(0, 3600),
+        default=DEFAULT_GRACEFUL_S,
+        metavar="S",
+        help="gunicorn: on SIGTERM, wait up to S seconds for requests in flight "
+        f"(default {DEFAULT_GRACEFUL_S})",
+    )
+    serve.add_argument(
+        "--cpu",
+        type=_cpu_list,
+        metavar="N[,M...]",
+        help="pin the server to these CPUs (Linux; os.sched_setaffinity)",
+    )
     return parser
+
+
+SERVERS = ("gunicorn", "werkzeug")
+DEFAULT_SERVER = "gunicorn" if os.name == "posix" else "werkzeug"
+MAX_THREADS = 256
+DEFAULT_THREADS = 16
+DEFAULT_KEEP_ALIVE_S = 5
+DEFAULT_GRACEFUL_S = 5
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _cpu_list(text: str) -> set[int]:
+    try:
+        cpus = {int(part) for part in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of CPU numbers: {text!r}") from None
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"not a list of CPU numbers: {text!r}")
+    return cpus
 
 
 def build_config(args: argparse.Namespace) -> MockConfig:
@@ -100,18 +180,58 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kling-mock: {exc}", file=sys.stderr)
         return 2
-    if args.quiet:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(args.host, args.port, create_app(config), quiet=args.quiet)
-    stop = threading.Event()
+    if args.workers != 1:
+        print(
+            f"kling-mock: --workers {args.workers}: only 1 worker is supported; the mock keeps "
+            "its state in one process's memory, so more workers need the shared store",
+            file=sys.stderr,
+        )
+        return 2
+    if args.cpu is not None:
+        error = _pin(args.cpu)
+        if error:
+            print(f"kling-mock: --cpu: {error}", file=sys.stderr)
+            return 2
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"kling-mock: {exc}", file=sys.stderr)
+        return 2
+    _print_banner(args, config)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.server == "gunicorn":
+        from mock_server import production
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        options = production.Options(
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            keep_alive_s=args.keep_alive,
+            graceful_s=args.graceful_timeout,
+            quiet=args.quiet,
+        )
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    thread = threading.Thread(target=server.serve_forever, name="kling-mock", daemon=True)
-    thread.start()
+        def ready(port: int) -> None:
+            print(f"listening on http://{host}:{port}", flush=True)
+
+        def stopped() -> None:
+            print("stopped", flush=True)
+
+        return production.run(app, options, ready, stopped)
+    return _serve_werkzeug(args, app, host)
+
+
+def _pin(cpus: set[int]) -> str | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return "CPU pinning needs Linux (os.sched_setaffinity)"
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        return f"cannot pin to {sorted(cpus)}: {exc.strerror}"
+    return None
+
+
+def _print_banner(args: argparse.Namespace, config: MockConfig) -> None:
     clock = "manual" if config.clock == "manual" else f"real x{config.time_scale:g}"
     for line in _describe_accounts(config):
         print(line)
@@ -125,9 +245,25 @@ def serve(args: argparse.Namespace) -> int:
     if config.control_token:
         print(f"control API: token required ({TOKEN_HEADER})")
     print(
-        f"clock: {clock}; seed: {config.seed}; keys from {ACCESS_KEY_VAR}/{SECRET_KEY_VAR} when set"
+        f"clock: {clock}; seed: {config.seed}; server: {args.server}; keys from "
+        f"{ACCESS_KEY_VAR}/{SECRET_KEY_VAR} when set",
+        flush=True,
     )
-    host = f"[{args.host}]" if ":" in args.host else args.host
+
+
+def _serve_werkzeug(args: argparse.Namespace, app: Flask, host: str) -> int:
+    if args.quiet:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(args.host, args.port, app, quiet=args.quiet)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    thread = threading.Thread(target=server.serve_forever, name="kling-mock", daemon=True)
+    thread.start()
     print(f"listening on http://{host}:{server.server_port}", flush=True)
     while not stop.wait(0.1):
         if not thread.is_alive():

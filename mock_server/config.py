@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
@@ -215,6 +216,13 @@ class MockConfig:
                 sign_webhook(self.callbacks["secret"], "probe", 0, "")
             except ValueError as exc:
                 raise ConfigError(f"callbacks.secret: {exc}") from None
+        if self.public_base_url is not None:
+            try:  # the pattern cannot say what an IPv6 literal or a port may be; urllib can
+                parts = urlsplit(self.public_base_url)
+                if parts.hostname is None or parts.port == 0:
+                    raise ValueError("no host")
+            except ValueError as exc:
+                raise ConfigError(f"public_base_url: not a base URL ({exc})") from None
         if self.control_token is not None and len(self.control_token.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"control_token must be at least {MIN_SECRET_BYTES} bytes")
         for index, rule in enumerate(self.rules):

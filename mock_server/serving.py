@@ -3,8 +3,8 @@
 Flask never sees a request line or headers the server refuses to parse (too long, too many,
 garbage): the server answers those itself, and Werkzeug's server, like ``http.server``, answers
 with an HTML page. The handler here answers them in the envelope instead. Any other server that
-runs the app (see ``kling-mock serve``) needs the same treatment; ``tests/test_serving.py``
-checks it over a real socket.
+runs the app needs the same treatment (``mock_server.production`` does it for gunicorn, the
+default of ``kling-mock serve``); ``tests/test_serving.py`` checks it over a real socket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,17 @@ def _code_for(status: int) -> ErrorCode:
     return ErrorCode.INVALID_VALUE
 
 
+def refusal_body(status: int, reason: str, code: ErrorCode | None = None) -> bytes:
+    """The envelope for a request the server refused before the app ran."""
+    return json.dumps(
+        {
+            "code": int(code if code is not None else _code_for(status)),
+            "message": f"the server refused the request: {reason}"[:300],
+            "request_id": str(uuid.uuid4()),
+        }
+    ).encode()
+
+
 class EnvelopeRequestHandler(WSGIRequestHandler):
     """Werkzeug's request handler with the server's own errors in the Kling envelope."""
 
@@ -34,13 +45,7 @@ class EnvelopeRequestHandler(WSGIRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         self.log_error("code %d, message %s", code, message)
         reason = message or self.responses.get(code, ("error",))[0]
-        body = json.dumps(
-            {
-                "code": int(_code_for(code)),
-                "message": f"the server refused the request: {reason}"[:300],
-                "request_id": str(uuid.uuid4()),
-            }
-        ).encode()
+        body = refusal_body(code, reason)
         # A garbled request line leaves the version at HTTP/0.9, which has no status line or
         # headers; answer as HTTP/1.1 so the client can tell what happened.
         self.request_version = "HTTP/1.1"

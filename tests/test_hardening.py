@@ -345,7 +345,9 @@ def test_no_path_gets_an_html_redirect(
     assert response.mimetype == "application/json"
 
 
-@pytest.mark.parametrize("url", ["http://#", "http://x?y=1", "https://", "http://a b/"])
+@pytest.mark.parametrize(
+    "url", ["http://#", "http://x?y=1", "https://", "http://a b/", "http://[0]", "http://x:99999"]
+)
 def test_a_public_base_url_must_be_a_base(url: str) -> None:
     with pytest.raises(ConfigError, match="public_base_url"):
         MockConfig.from_dict({"public_base_url": url})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -112,8 +113,9 @@ def transport(fault: str) -> Response:
                 os.close(sock.detach())
             else:
                 sock.shutdown(socket.SHUT_RDWR)
-        # A ConnectionError tells the WSGI server the peer is gone: it stops quietly.
-        raise ConnectionAbortedError(f"mock transport fault: {fault}")
+        # A ConnectionError tells the WSGI server the peer is gone: it stops quietly (gunicorn
+        # only for these errno values; Werkzeug for any ConnectionError).
+        raise ConnectionAbortedError(errno.ECONNRESET, f"mock transport fault: {fault}")
 
     response = Response(broken(), 200, mimetype="application/json")
     if fault == "truncated":
