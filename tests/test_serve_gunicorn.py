@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.conftest import CREDS, T2V
-from tests.test_cli import LISTENING, Server, _env, _run, serve
-from tests.test_serving import assert_envelope, parse, raw_exchange
+from tests.test_cli import LISTENING, Server, _run, serve
+from tests.test_serving import assert_envelope, parse, raw_exchange, server
 
 pytest.importorskip("gunicorn", reason="gunicorn runs on POSIX only")
 from gunicorn.http import errors
@@ -26,15 +26,7 @@ from gunicorn.http import errors
 from kling_testkit.auth import bearer, sign_token
 from mock_server import production
 
-__all__ = ["serve"]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    running = Server(("--port", "0", "--manual-clock", "--quiet"), _env())
-    running.url = running.wait_for(LISTENING).removeprefix("listening on ")
-    yield running
-    running.stop()
+__all__ = ["serve", "server"]  # fixtures
 
 
 def _address(url: str) -> tuple[str, int]:
