@@ -31,6 +31,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_mock.py
+	$(BIN)/python bench/fixture_costs.py
+	@if command -v wrk >/dev/null; then $(BIN)/python bench/servers.py; \
+	else echo "bench/servers.py skipped: it needs wrk (apt-get install wrk)"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,8 +9,10 @@ should stay flat as the store grows: a query or a page must not slow down with t
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 
 from limits_off import UNLIMITED_SLOTS, unlimited_account
@@ -53,6 +55,27 @@ def one_run(store_size: int, count: int) -> dict[str, float]:
     }
 
 
+def memory_per_task(count: int) -> float:
+    """Bytes of Python heap each stored task adds (tracemalloc, after a warm-up)."""
+    app = create_app(
+        {"clock": "manual", "accounts": [unlimited_account()], "concurrency": UNLIMITED_SLOTS}
+    )
+    client = app.test_client()
+    headers = bearer(sign_token(Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)))
+    body = {"prompt": "a lighthouse in a storm, waves crashing, cinematic light"}
+    for _ in range(2000):  # fill the journal and the caches first: they are bounded, not per task
+        client.post(T2V, json=body, headers=headers)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(count):
+        client.post(T2V, json=body, headers=headers)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return grown / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -68,6 +91,11 @@ def main() -> None:
         )
     for key in results[0]:
         print(f"ratio {key} (10k tasks / empty): {results[10_000][key] / results[0][key]:.2f}")
+    sizes = [memory_per_task(args.count * 5) for _ in range(3)]
+    print(
+        f"memory per stored task: {statistics.median(sizes):.0f} bytes of Python heap "
+        f"(median of 3; min {min(sizes):.0f}, max {max(sizes):.0f})"
+    )
 
 
 if __name__ == "__main__":
