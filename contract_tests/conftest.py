@@ -193,6 +193,8 @@ class Target:
                 continue
             if time.monotonic() > deadline:
                 pytest.fail(f"task {task_id} still {task['task_status']} after {family_timeout} s")
+            # Real I/O, not a job duration we could skip: a target without /__mock has no clock
+            # to drive. Bounded by the deadline above; backoff from 2 s to 15 s.
             time.sleep(interval)
             interval = min(interval * 1.5, 15.0)
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
-from mock_server.callbacks import Blocked, Unresolved, check_target
+from mock_server.callback_targets import Blocked, Unresolved, check_target
 from tests.conftest import T2V, Receiver, serving, wait_callbacks
 
 ONLY_127_0_0_1: dict[str, Any] = {"allowed_hosts": ["127.0.0.1"], "max_attempts": 1}
