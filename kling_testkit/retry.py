@@ -19,7 +19,7 @@ class RetryPolicy:
     attempts: int = 4
     backoff: float = 1.0
     max_backoff: float = 30.0
-    max_retry_after: float = 120.0
+    max_retry_after: float = 600.0
     """A ``Retry-After`` longer than this is not waited for: the error is raised at once."""
     rng: random.Random = field(default_factory=random.Random)
 

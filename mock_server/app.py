@@ -74,7 +74,9 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def start() -> None:
-        g.request_id = backend().request_id()
+        here = backend()
+        here.pin()  # one read of the store's head (clock, versions) for this request
+        g.request_id = here.request_id()
         if request.method == "OPTIONS":  # Flask would answer 200 with an empty HTML body
             raise ApiError(
                 ErrorCode.INVALID_METHOD,
@@ -103,6 +105,10 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
                 )
             )
         return response
+
+    @app.teardown_request
+    def finish(exc: BaseException | None) -> None:
+        backend().unpin()
 
     @app.errorhandler(ApiError)
     def api_error(err: ApiError) -> Response:

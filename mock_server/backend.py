@@ -1,18 +1,23 @@
-"""The mock's state and rules, apart from HTTP: accounts, tasks, clock, limits, credits, faults.
+"""The mock's rules, apart from HTTP and apart from its state: accounts, tasks, clock, limits,
+credits, faults.
 
-Views call these methods and turn :class:`ApiError` into the envelope. One re-entrant lock guards
-every compound change, because the server is threaded; network I/O (callbacks) runs outside it.
+Views call these methods and turn :class:`ApiError` into the envelope. Every piece of mutable
+state is in the store (``mock_server.store``), behind atomic operations, so one backend per
+process can serve a mock that several processes share. What a backend keeps itself is derived
+and per process: the config and rules parsed from the store's documents (rebuilt when their
+version changes), verified tokens, unexpected errors. Network I/O (callbacks) runs apart.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +33,14 @@ from mock_server.clock import Clock
 from mock_server.config import RUNTIME_KEYS, Account, MockConfig
 from mock_server.errors import ApiError, ConfigError
 from mock_server.journal import Journal
+from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
 from mock_server.scenarios import SCENARIOS, lookup
-from mock_server.store import InMemoryStore, TaskStore
+from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
+
+ID_LOW, ID_SPAN = 10**17, 9 * 10**17  # task and video ids: 18 digits
+REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
 
 
 @dataclass(frozen=True)
@@ -43,50 +52,119 @@ class CreateEffects:
     result_ttl_s: float | None = None
 
 
+def runtime_of(config: MockConfig) -> dict[str, Any]:
+    """The run-time part of a config as the store keeps it (JSON-ready)."""
+    data = {key: getattr(config, key) for key in sorted(RUNTIME_KEYS)}
+    loaded: dict[str, Any] = json.loads(json.dumps(data))
+    return loaded
+
+
+def _draw_seed(seed: int, stream: str, number: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{stream}:{number}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest, "big")
+
+
+def task_id_of(seed: int, number: int) -> str:
+    """The id for the ``number``-th id of a seed: a bijection, so no two numbers share one."""
+    factor = _draw_seed(seed, "id-factor", 0) % ID_SPAN | 1
+    while factor % 3 == 0 or factor % 5 == 0:  # coprime to 9 * 10**17 = 2^17 3^2 5^17
+        factor += 2
+    offset = _draw_seed(seed, "id-offset", 0) % ID_SPAN
+    return str(ID_LOW + (factor * number + offset) % ID_SPAN)
+
+
 class Backend:
-    """One mock's whole state. ``reset()`` returns it to how it started.
+    """One mock's rules over its store. ``reset()`` returns it to how it started.
 
     Everything a client can grow is bounded: the journal (``journal_size``), callback records,
     rules (``MAX_RULES``), once-scenario gates (``MAX_GATES``, oldest forgotten first), errors
-    kept (100). Tasks, and what hangs off them (their params, queued callbacks, running slots),
-    are bounded only by the tasks stored: a reset drops them all.
+    kept (100), and tasks with ``max_tasks`` (the oldest finished ones are forgotten).
     """
 
-    MAX_GATES = 10_000
+    MAX_GATES = MAX_GATES
 
-    def __init__(self, config: MockConfig, *, url_prefix: str = "") -> None:
-        self._lock = threading.RLock()
+    def __init__(
+        self, config: MockConfig, *, url_prefix: str = "", store: Store | None = None
+    ) -> None:
         self._initial = copy.deepcopy(config)  # nothing the caller keeps is shared with us
         self.url_prefix = url_prefix  # "/ns/<name>" in a namespace: public URLs keep it
-        self._setup(self._initial)
-
-    def _setup(self, initial: MockConfig) -> None:
-        # A copy of its own: run-time edits (even careless in-place ones) never reach _initial.
-        config = self.config = copy.deepcopy(initial)
-        start = time.time() if config.clock_start is None else config.clock_start
-        self.clock = Clock(start, 0.0 if config.clock == "manual" else config.time_scale)
-        self._rng = random.Random(config.seed)
-        # Request ids and fault draws use their own streams, so polling never shifts task ids.
-        self._request_rng = random.Random(f"{config.seed}:requests")
-        self._fault_rng = random.Random(f"{config.seed}:faults")
-        self.store: TaskStore = InMemoryStore()
-        self.journal = Journal(config.journal_size)
-        self.rules = RuleSet()
-        for rule in config.rules:
-            self.rules.add(rule)
-        self._seq = 0
-        self._packs = {a.name: credits.place(a.name, a.packs, start) for a in config.accounts}
-        self._running: dict[tuple[str, str], limits.Running] = {}  # (account, kind)
-        self._windows: dict[str, limits.RateWindow] = {}
-        # Once-scenarios: release time per (account, header value), the newest MAX_GATES kept.
-        self._gates: OrderedDict[tuple[str, str], float | None] = OrderedDict()
-        self.url_key = signing.new_key()
+        self.store: Store = store if store is not None else MemoryStore()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._config_key: tuple[int, int] = (-1, -1)
+        self._config = self._initial
+        self._rules_key: tuple[int, int] = (-1, -1)
+        self._rules = RuleSet()
+        self._requests = (0, 0)  # this process's reserved request numbers: next, end
         self._tokens = TokenCache()  # verified signatures; the accounts may differ after reset
         self.errors: list[BaseException] = []
-        old = getattr(self, "callbacks", None)
-        if old is not None:
-            old.stop()
+        self.journal = Journal(self.store, config.journal_size)
+        self.clock = Clock(lambda: self._head().clock, self.store.wall, self.store.advance)
+        self.store.start(self._fresh())
         self.callbacks = Dispatcher(self)
+
+    def _fresh(self) -> Fresh:
+        config = self._initial
+        start = time.time() if config.clock_start is None else config.clock_start
+        scale = 0.0 if config.clock == "manual" else config.time_scale
+        rules = RuleSet()
+        for rule in config.rules:
+            rules.add(rule)
+        return Fresh(
+            clock=ClockState(start, self.store.wall(), scale),
+            config=runtime_of(config),
+            rules=rules.to_doc(),
+            url_key=signing.new_key(),
+        )
+
+    # -- what this process caches of the store ---------------------------------------------
+
+    def pin(self) -> None:
+        """Read the store's head once for the rest of this request (on this thread)."""
+        self._local.head = self.store.head()
+
+    def unpin(self) -> None:
+        self._local.head = None
+
+    def _head(self) -> Head:
+        head: Head | None = getattr(self._local, "head", None)
+        return head if head is not None else self.store.head()
+
+    def epoch(self) -> int:
+        return self.store.head().epoch
+
+    @property
+    def config(self) -> MockConfig:
+        """The config in force (rebuilt from the store's document when it changed)."""
+        head = self._head()
+        key = (head.epoch, head.config_version)
+        if key != self._config_key:
+            version, data = self.store.config()
+            built = self._initial.patched(data)
+            with self._lock:
+                self._config_key, self._config = (head.epoch, version), built
+            return built
+        return self._config
+
+    def _ruleset(self) -> RuleSet:
+        head = self._head()
+        key = (head.epoch, head.rules_version)
+        if key != self._rules_key:
+            version, doc = self.store.rules()
+            built = RuleSet.from_doc(doc)
+            with self._lock:
+                self._rules_key, self._rules = (head.epoch, version), built
+            return built
+        return self._rules
+
+    @property
+    def url_key(self) -> bytes:
+        return self._head().url_key
+
+    def _draw(self, stream: str) -> random.Random:
+        """A generator for the next draw of a seeded stream (the seed plus a shared counter)."""
+        number = self.store.take(stream)
+        return random.Random(_draw_seed(self.config.seed, stream, number))
 
     # -- control ---------------------------------------------------------------------------
 
@@ -97,15 +175,22 @@ class Backend:
 
     def reset(self) -> None:
         """Forget every task, request and rule; restore the start-up config; restart the clock."""
+        old = self.callbacks
+        old.stop()
+        self.unpin()
+        self.store.reset(self._fresh())
         with self._lock:
-            self._setup(self._initial)
+            self._tokens = TokenCache()
+            self.errors = []
+            self._requests = (0, 0)
+        self.callbacks = Dispatcher(self)
 
     def advance(self, seconds: float) -> float:
         """Move mock time forward and wake the callback sender; delivery happens on its thread."""
-        with self._lock:
-            now = self.clock.advance(seconds)
+        self.store.advance(seconds)
+        self.unpin()
         self.callbacks.wake()
-        return now
+        return self.now()
 
     def patch_config(self, changes: Mapping[str, Any]) -> MockConfig:
         """Apply run-time config changes (see ``RUNTIME_KEYS``); the clock keeps its time."""
@@ -115,19 +200,25 @@ class Backend:
                 f"{unknown[0]} cannot change at run time; "
                 f"changeable: {', '.join(sorted(RUNTIME_KEYS))}"
             )
-        with self._lock:
-            new = self.config.patched(changes)
-            self.clock.set_scale(0.0 if new.clock == "manual" else new.time_scale)
-            if "seed" in changes:
-                self._rng = random.Random(new.seed)
-                self._fault_rng = random.Random(f"{new.seed}:faults")
-            self.config = new
+        self.unpin()
+        while True:
+            version, data = self.store.config()
+            new = self._initial.patched(data).patched(changes)
+            scale = 0.0 if new.clock == "manual" else new.time_scale
+            if self.store.put_config(version, runtime_of(new), scale):
+                break
         self.callbacks.wake()
         return new
 
     def request_id(self) -> str:
         with self._lock:
-            return str(uuid.UUID(int=self._request_rng.getrandbits(128), version=4))
+            number, end = self._requests
+            if number >= end:
+                number = self.store.take("requests", REQUEST_BLOCK)
+                end = number + REQUEST_BLOCK
+            self._requests = (number + 1, end)
+        bits = _draw_seed(self._initial.seed, "requests", number)
+        return str(uuid.UUID(int=bits, version=4))
 
     def record_error(self, exc: BaseException) -> None:
         """Keep an unexpected exception (the newest 100) so a test can re-raise it."""
@@ -135,7 +226,7 @@ class Backend:
             self.errors = [*self.errors[-99:], exc]
 
     def now(self) -> float:
-        return self.clock.now()
+        return self._head().clock.now(self.store.wall())
 
     def _retry_after(self, wait: float | None) -> dict[str, str]:
         if wait is None or not self.config.retry_after_header:
@@ -154,9 +245,9 @@ class Backend:
         limit = self.config.rate_limit
         if limit is None:
             return
-        with self._lock:
-            window = self._windows.setdefault(account.name, limits.RateWindow())
-            wait = window.admit(self.now(), int(limit["requests"]), float(limit["window_s"]))
+        wait = self.store.admit(
+            account.name, self.now(), int(limit["requests"]), float(limit["window_s"])
+        )
         if wait is not None:
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
@@ -184,24 +275,14 @@ class Backend:
 
     def _gate(self, account: Account, key: str, action: dict[str, Any]) -> None:
         now = self.now()
-        with self._lock:
-            gate = (account.name, key)
-            if gate in self._gates:
-                release = self._gates[gate]
-                if release is None or now >= release:
-                    self._gates[gate] = None  # spent: through for good
-                    return
-            else:
-                release = now + float(action.get("retry_after", 0))
-                self._gates[gate] = release
-                if len(self._gates) > self.MAX_GATES:
-                    self._gates.popitem(last=False)  # the oldest gate is forgotten
+        release = self.store.gate(account.name, key, now, float(action.get("retry_after", 0)))
+        if release is None:
+            return
         wait = release - now if "retry_after" in action else None
         raise self.error_for(action, wait)
 
     def gate_count(self) -> int:
-        with self._lock:
-            return len(self._gates)
+        return self.store.gate_count()
 
     def error_for(self, action: Mapping[str, Any], wait: float | None = None) -> ApiError:
         """The ApiError an ``error`` action describes."""
@@ -216,41 +297,54 @@ class Backend:
             headers=self._retry_after(wait) if wait is not None else {},
         )
 
+    def _edit_rules(self, edit: Any) -> Any:
+        """Apply ``edit(ruleset)`` to the store's rules, again if another change came first."""
+        self.unpin()
+        while True:
+            version, doc = self.store.rules()
+            rules = RuleSet.from_doc(doc)
+            result = edit(rules)
+            if self.store.put_rules(version, rules.to_doc()):
+                return result
+
     def add_rules(self, rules: list[Any]) -> list[Rule]:
         """Append rules; if any is invalid (ValueError), none is added."""
-        with self._lock:
-            trial = copy.deepcopy(self.rules)
-            added = [trial.add(rule) for rule in rules]  # raises ValueError on a bad rule
-            self.rules = trial
-            return added
+        added: list[Rule] = self._edit_rules(lambda found: [found.add(rule) for rule in rules])
+        return added
 
     def rules_snapshot(self) -> list[Rule]:
-        with self._lock:
-            return self.rules.all()
+        """The rules in order, with their use counts."""
+        self.unpin()
+        counts = self.store.rule_counts()
+        found = []
+        for rule in self._ruleset().all():
+            fired, skipped = counts.get(rule.id, (0, 0))
+            found.append(
+                Rule(rule.id, rule.match, rule.action, rule.times, rule.probability, fired, skipped)
+            )
+        return found
 
     def remove_rule(self, rule_id: str) -> bool:
-        with self._lock:
-            return self.rules.remove(rule_id)
+        removed: bool = self._edit_rules(lambda found: found.remove(rule_id))
+        return removed
 
     def clear_rules(self) -> None:
-        with self._lock:
-            self.rules.clear()
+        self._edit_rules(lambda found: found.clear())
 
     def pick_rule(self, facts: Facts) -> Rule | None:
-        with self._lock:
-            return self.rules.pick(facts, self._fault_rng)
+        """The first rule that matches, has uses left and wins its draw; count the use."""
+        for rule in self._ruleset().all():
+            if not rule.matches(facts):
+                continue
+            won = rule.probability >= 1.0 or self._draw("faults").random() < rule.probability
+            if self.store.fire(rule.id, rule.times, won):
+                return rule
+        return None
 
     def latency_of(self, rule: Rule) -> float:
-        with self._lock:
-            return rule.latency(self._fault_rng)
+        return rule.latency(self._draw("faults"))
 
     # -- tasks -----------------------------------------------------------------------------
-
-    def _new_id(self) -> str:
-        while True:
-            candidate = str(self._rng.randrange(10**17, 10**18))
-            if self.store.get(candidate) is None:
-                return candidate
 
     def _prompts(self, params: Mapping[str, Any]) -> list[str]:
         texts = [params.get("prompt")] + [s.get("prompt") for s in params.get("multi_prompt", [])]
@@ -285,125 +379,126 @@ class Backend:
             if config.policy_action == "reject":
                 raise ApiError(ErrorCode.CONTENT_POLICY, config.policy_message)
             outcome, message = FAILED, config.policy_message
-        with self._lock:
-            now = self.now()
-            external = params.get("external_task_id")
-            if external is not None and self.store.by_external_id(account.name, external):
-                raise ApiError(
-                    ErrorCode.INVALID_VALUE,
-                    f"external_task_id {external!r} is already used by another task "
-                    "of this account",
-                )
-            kind, need = pack_kind(family), slots(family, params)
-            self._check_concurrency(account, kind, need, now)
-            cost = units(family, params)
-            pack = credits.choose(self._packs.get(account.name, []), kind, cost, now)
-            if pack is None:
-                wait = credits.wait_for_units(self._packs.get(account.name, []), kind, cost, now)
-                raise ApiError(
-                    ErrorCode.RESOURCE_PACK_EXHAUSTED,
-                    f"Account balance not enough: this task needs {cost} {kind} units",
-                    headers=self._retry_after(wait),
-                )
-            queued, run = draw_timings(
-                self._rng,
-                family,
-                params,
-                config.durations,
-                config.duration_multipliers,
-                config.duration_spread,
-            )
-            if outcome == SUCCEED and self._rng.random() < config.failure_rate.get(family, 0.0):
-                outcome, message = FAILED, config.failure_message
-            forced = effects.outcome or {}
-            if forced.get("outcome") == "fail":
-                outcome, message = FAILED, str(forced.get("message", config.failure_message))
-            elif forced.get("outcome") == "slow":
-                run *= float(forced.get("factor", 10))
-            elif forced.get("outcome") == "stuck":
-                run = math.inf
-            outputs = 1 if families()[family].output == "video" else 0
-            self._seq += 1
-            task = Task(
-                task_id=self._new_id(),
-                account=account.name,
-                family=family,
-                params=params,
-                created_at=now,
-                queued_s=queued,
-                run_s=run,
-                result_ids=tuple(self._new_id() for _ in range(outputs)),
-                seq=self._seq,
-                outcome=outcome,
-                status_msg=message,
-                cost=cost,
-                slots=need,
-                pack_id=pack.pack_id,
-                base_url=base_url.rstrip("/"),
-                result_ttl_s=effects.result_ttl_s or config.result_ttl_s,
-                callback_fault=effects.callback_fault,
-            )
-            self.store.add(task)
-            pack.charge(task)
-            self._running.setdefault((account.name, kind), limits.Running()).add(task)
+        now = self.now()
+        kind, need = pack_kind(family), slots(family, params)
+        outputs = 1 if families()[family].output == "video" else 0
+        number = self.store.take("ids", 1 + outputs)  # this task's id and its videos' ids
+        rng = random.Random(_draw_seed(config.seed, "task", number))
+        queued, run = draw_timings(
+            rng,
+            family,
+            params,
+            config.durations,
+            config.duration_multipliers,
+            config.duration_spread,
+        )
+        if outcome == SUCCEED and rng.random() < config.failure_rate.get(family, 0.0):
+            outcome, message = FAILED, config.failure_message
+        forced = effects.outcome or {}
+        if forced.get("outcome") == "fail":
+            outcome, message = FAILED, str(forced.get("message", config.failure_message))
+        elif forced.get("outcome") == "slow":
+            run *= float(forced.get("factor", 10))
+        elif forced.get("outcome") == "stuck":
+            run = math.inf
+        candidate = Task(
+            task_id=task_id_of(config.seed, number),
+            account=account.name,
+            family=family,
+            params=params,
+            created_at=now,
+            queued_s=queued,
+            run_s=run,
+            result_ids=tuple(task_id_of(config.seed, number + 1 + i) for i in range(outputs)),
+            seq=number,
+            outcome=outcome,
+            status_msg=message,
+            cost=units(family, params),
+            slots=need,
+            base_url=base_url.rstrip("/"),
+            result_ttl_s=effects.result_ttl_s or config.result_ttl_s,
+            callback_fault=effects.callback_fault,
+        )
+        packs = self._packs(account)
+        result = self.store.create(
+            candidate,
+            kind=kind,
+            slot_limit=self.concurrency_of(account).get(kind),
+            packs=packs,
+            now=now,
+            max_tasks=config.max_tasks,
+        )
+        if isinstance(result, Refusal):
+            raise self._refusal(result, candidate, kind, packs, account, now)
         if "callback_url" in params:
-            self.callbacks.schedule(task)
-        return task
+            self.callbacks.schedule(result)
+        return result
+
+    def _refusal(
+        self,
+        refusal: Refusal,
+        task: Task,
+        kind: str,
+        packs: list[PackSpec],
+        account: Account,
+        now: float,
+    ) -> ApiError:
+        if refusal.reason == "external":
+            return ApiError(
+                ErrorCode.INVALID_VALUE,
+                f"external_task_id {task.external_task_id!r} is already used by another task "
+                "of this account",
+            )
+        if refusal.reason == "slots":
+            limit = self.concurrency_of(account)[kind]
+            wait = limits.wait_for_slots(refusal.running, now, task.slots, limit)
+            return ApiError(
+                ErrorCode.CONCURRENCY_LIMITED,
+                f"parallel task over resource pack limit ({limit} {kind} slots; this task "
+                f"needs {task.slots})",
+                headers=self._retry_after(wait),
+            )
+        wait = credits.wait_for_units(packs, kind, task.cost, now)
+        return ApiError(
+            ErrorCode.RESOURCE_PACK_EXHAUSTED,
+            f"Account balance not enough: this task needs {task.cost} {kind} units",
+            headers=self._retry_after(wait),
+        )
+
+    def _packs(self, account: Account) -> list[PackSpec]:
+        return credits.place(account.name, account.packs, self._head().origin)
 
     def concurrency_of(self, account: Account) -> dict[str, int]:
         """The account's slots per pack kind: its own limits over the config's, kind by kind."""
         return {**self.config.concurrency, **(account.concurrency or {})}
 
-    def _check_concurrency(self, account: Account, kind: str, need: int, now: float) -> None:
-        limit = self.concurrency_of(account).get(kind)
-        if limit is None:
-            return
-        running = self._running.setdefault((account.name, kind), limits.Running())
-        if running.in_use(now) + need <= limit:
-            return
-        wait = limits.wait_for_slots(running.tasks(now), now, need, limit)
-        raise ApiError(
-            ErrorCode.CONCURRENCY_LIMITED,
-            f"parallel task over resource pack limit ({limit} {kind} slots; this task "
-            f"needs {need})",
-            headers=self._retry_after(wait),
-        )
-
     def get_task(self, account: Account, family: str, ident: str) -> Task:
         """Find a task of this account and family by task_id, else by external_task_id."""
-        with self._lock:
-            task = self.store.get(ident)
-            if task is None or task.account != account.name:
-                task = self.store.by_external_id(account.name, ident)
+        task = self.store.get(ident)
+        if task is None or task.account != account.name:
+            task = self.store.by_external_id(account.name, ident)
         if task is None or task.family != family:
             raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"task {ident!r} does not exist")
         return task
 
     def list_tasks(self, account: Account, family: str, page: int, size: int) -> list[Task]:
         """One page of this account's tasks of a family, newest first."""
-        with self._lock:
-            return self.store.page(account.name, family, (page - 1) * size, size)
+        return self.store.page(account.name, family, (page - 1) * size, size)
 
     def all_tasks(self, account: str | None = None, family: str | None = None) -> list[Task]:
-        with self._lock:
-            return self.store.tasks(account, family)
+        return self.store.select(0, self.store.count(), account, family)
 
     def task_count(self) -> int:
-        with self._lock:
-            return self.store.count()
+        return self.store.count()
 
     def tasks_page(
         self, offset: int, limit: int, account: str | None = None, family: str | None = None
     ) -> list[Task]:
         """Newest first, ``limit`` of them after ``offset``, optionally of one account/family."""
-        with self._lock:
-            if account is None and family is None:
-                return self.store.newest(offset, limit)
-            return self.store.tasks(account, family)[offset : offset + limit]
+        return self.store.select(offset, limit, account, family)
 
     def find_task(self, task_id: str) -> Task | None:
-        with self._lock:
-            return self.store.get(task_id)
+        return self.store.get(task_id)
 
     # -- results and accounts --------------------------------------------------------------
 
@@ -422,31 +517,37 @@ class Backend:
     def accounts_view(self) -> list[dict[str, Any]]:
         """Every account with its packs (documented shape) and the slots its tasks hold now."""
         now = self.now()
-        with self._lock:
-            return [
-                {
-                    "name": account.name,
-                    "access_key": account.access_key,
-                    "concurrency": self.concurrency_of(account),
-                    "slots_in_use": {
-                        kind: running.in_use(now)
-                        for (name, kind), running in self._running.items()
-                        if name == account.name
-                    },
-                    "packs": [
-                        {**s.to_api(now), "kind": s.pack.kind}
-                        for s in self._packs.get(account.name, [])
-                    ],
-                }
-                for account in self.config.accounts
-            ]
+        kinds = sorted({f.output for f in families().values()})
+        return [
+            {
+                "name": account.name,
+                "access_key": account.access_key,
+                "concurrency": self.concurrency_of(account),
+                "slots_in_use": {
+                    kind: sum(c.slots for c in self.store.running(account.name, kind, now))
+                    for kind in kinds
+                },
+                "packs": [
+                    {**pack, "kind": spec.kind}
+                    for spec, pack in zip(
+                        self._packs(account), self._pack_views(account, now), strict=True
+                    )
+                ],
+            }
+            for account in self.config.accounts
+        ]
+
+    def _pack_views(self, account: Account, now: float) -> list[dict[str, Any]]:
+        return [
+            credits.to_api(spec, pack, self.store.pack_usage(spec.pack_id, now)[0], now)
+            for spec, pack in zip(self._packs(account), account.packs, strict=True)
+        ]
 
     def packs(self, account: Account, name: str | None = None) -> list[dict[str, Any]]:
         """The account's packs in the documented shape (optionally one pack by name)."""
         now = self.now()
-        with self._lock:
-            return [
-                s.to_api(now)
-                for s in self._packs.get(account.name, [])
-                if name is None or s.pack.name == name
-            ]
+        return [
+            view
+            for view in self._pack_views(account, now)
+            if name is None or view["resource_pack_name"] == name
+        ]

@@ -12,99 +12,83 @@ recorded, with the address used.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import json
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from urllib3.exceptions import HTTPError
 
 from kling_testkit.webhooks import sign_webhook
 from mock_server.callback_targets import Blocked, Unresolved, check_target, post
+from mock_server.store import Delivery, Lease
 from mock_server.tasks import Task, to_ms
 
 if TYPE_CHECKING:
     from mock_server.backend import Backend
 
 MAX_RECORDS = 10_000
-POLL_S = 0.05  # longest sleep of the sender with a running clock (its speed can change)
+POLL_S = 0.05  # longest sleep of the sender with a running clock, or a store others change
+LEASE_MARGIN_S = 30.0  # a leased delivery returns to the queue this long after its sends' timeouts
 MOCK_TIME_HEADER = "X-Mock-Time"  # mock Unix milliseconds of the status change
 USER_AGENT = "kling-testkit-mock"
 # -- scheduling and sending --------------------------------------------------------------------
 
 
-@dataclass(order=True)
-class Delivery:
-    due: float
-    seq: int
-    task: Task = field(compare=False)
-    step: int = field(compare=False)  # index into task.transitions()
-    attempt: int = field(compare=False, default=1)
-    copies: int = field(compare=False, default=1)  # 2 with the "duplicate" fault
-
-
 class Dispatcher:
     """Schedules, sends, retries and records the callbacks of one mock.
 
-    All state is guarded by one condition; the sender checks it and waits under that lock, so a
-    wake-up is never lost. HTTP runs outside the lock.
+    The queue, its leases and the records are in the store, so with a shared store any process
+    may send a delivery, and each is sent by one. The condition only wakes this process's
+    sender; HTTP runs outside it.
     """
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._store = backend.store
         self._cond = threading.Condition()
-        self._queue: list[Delivery] = []
-        self._counter = itertools.count()
-        self._records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self._thread: threading.Thread | None = None
-        self._in_flight = 0
         self._stopped = False
+        self._seq = itertools.count()
 
     # -- scheduling ------------------------------------------------------------------------
 
     def schedule(self, task: Task) -> None:
         """Queue the task's first status change; the rest follow as each one completes."""
-        self._push(task, 0, task.created_at, 1)
+        self._push(task, 0, task.created_at, 1, None)
 
-    def _push(self, task: Task, step: int, due: float, attempt: int) -> None:
+    def _push(self, task: Task, step: int, due: float, attempt: int, epoch: int | None) -> None:
         fault = task.callback_fault or {}
         if attempt == 1 and fault.get("fault") == "delay":
             due += float(fault.get("seconds", 0))
         copies = 2 if fault.get("fault") == "duplicate" else 1
+        if self._stopped:
+            return
+        seq = self._store.take("deliveries")
+        self._store.push(Delivery(due, seq, task, step, attempt, copies), epoch)
         with self._cond:
-            if self._stopped:
-                return
-            heapq.heappush(
-                self._queue, Delivery(due, next(self._counter), task, step, attempt, copies)
-            )
             self._start()
             self._cond.notify_all()
 
-    def _next_step(self, item: Delivery, at: float) -> None:
+    def _next_step(self, lease: Lease, at: float) -> None:
+        item = lease.delivery
         steps = item.task.transitions()
         if item.step + 1 < len(steps):
-            self._push(item.task, item.step + 1, max(at, steps[item.step + 1][1]), 1)
+            self._push(item.task, item.step + 1, max(at, steps[item.step + 1][1]), 1, lease.epoch)
 
     def wake(self) -> None:
         """Tell the sender that the clock or the config changed."""
         with self._cond:
-            if self._queue:
+            if self._store.pending()[0]:
                 self._start()
             self._cond.notify_all()
 
     def stop(self) -> None:
-        """Stop for good (reset, shutdown): forget the queue and records, send nothing more.
-
-        An attempt in flight may still complete; its record is dropped.
-        """
+        """Stop this process's sender for good (reset, shutdown); an attempt in flight may
+        still complete, and its record is dropped with its epoch."""
         with self._cond:
             self._stopped = True
-            self._queue.clear()
-            self._records.clear()
             self._cond.notify_all()
 
     # -- waiting ---------------------------------------------------------------------------
@@ -117,9 +101,10 @@ class Dispatcher:
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             while True:
-                if not self._in_flight and (self._stopped or not self._due()):
+                queued, leased = self._store.pending()
+                if not leased and (self._stopped or not self._due()):
                     return True
-                if self._queue:
+                if queued:
                     self._start()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -128,18 +113,17 @@ class Dispatcher:
 
     def pending(self) -> int:
         """Deliveries queued (due or not) or in flight."""
-        with self._cond:
-            return len(self._queue) + self._in_flight
+        return sum(self._store.pending())
 
     def records(self, task_id: str | None = None) -> list[dict[str, Any]]:
         """Every attempt so far, oldest first (optionally for one task)."""
-        with self._cond:
-            return [r for r in self._records if task_id is None or r["task_id"] == task_id]
+        return self._store.attempts(task_id)
 
     # -- the sender thread (call the underscored helpers with the lock held) ---------------
 
     def _due(self) -> bool:
-        return bool(self._queue) and self._queue[0].due <= self._backend.now()
+        due = self._store.next_due()
+        return due is not None and due <= self._backend.now()
 
     def _start(self) -> None:
         if self._thread is None and not self._stopped:
@@ -148,38 +132,51 @@ class Dispatcher:
             )
             self._thread.start()
 
-    def _take(self) -> Delivery | None:
+    def _hold_s(self) -> float:
+        settings = self._backend.config.callbacks
+        return 2 * float(settings["timeout_s"]) + LEASE_MARGIN_S
+
+    def _take(self) -> Lease | None:
         """The next due delivery, waiting for it; None (and the thread ends) when none is left."""
         while True:
-            if self._stopped or not self._queue:
-                self._thread = None
-                self._cond.notify_all()
-                return None
-            now = self._backend.now()
-            head = self._queue[0]
-            if head.due <= now:
-                self._in_flight += 1
-                return heapq.heappop(self._queue)
+            if self._stopped:
+                break
+            lease = self._store.lease(self._backend.now(), self._hold_s())
+            if lease is not None:
+                return lease
+            queued, _ = self._store.pending()
+            if not queued:
+                break
             scale = self._backend.clock.scale
-            # A manual clock moves only by advance(), which notifies; a running one is polled.
-            self._cond.wait(None if scale == 0 else min(POLL_S, (head.due - now) / scale))
+            due = self._store.next_due()
+            if scale == 0 and not self._store.shared:
+                wait = None  # a manual clock moves only by advance(), which notifies
+            elif scale == 0 or due is None:
+                wait = POLL_S
+            else:
+                wait = min(POLL_S, max(0.0, (due - self._backend.now()) / scale))
+            self._cond.wait(wait)
+        self._thread = None
+        self._cond.notify_all()
+        return None
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                item = self._take()
-            if item is None:
+                lease = self._take()
+            if lease is None:
                 return
             try:
-                self._deliver(item)
+                self._deliver(lease)
             finally:
+                self._store.release(lease)
                 with self._cond:
-                    self._in_flight -= 1
                     self._cond.notify_all()
 
-    def _deliver(self, item: Delivery) -> None:
+    def _deliver(self, lease: Lease) -> None:
+        item = lease.delivery
         try:
-            self._attempt(item)
+            self._attempt(lease)
         except Exception as exc:  # a bug here must not kill the sender or the server
             self._backend.record_error(exc)
             self._record(
@@ -191,10 +188,12 @@ class Dispatcher:
                     "error": repr(exc),
                 },
                 "error",
+                lease,
             )
-            self._next_step(item, item.due)
+            self._next_step(lease, item.due)
 
-    def _attempt(self, item: Delivery) -> None:
+    def _attempt(self, lease: Lease) -> None:
+        item = lease.delivery
         task, settings = item.task, self._backend.config.callbacks
         status, changed_at = task.transitions()[item.step]
         at = item.due
@@ -215,17 +214,17 @@ class Dispatcher:
         }
         fault = (task.callback_fault or {}).get("fault")
         if fault == "drop":
-            self._finish(record, "dropped", item, at)
+            self._finish(record, "dropped", lease, at)
             return
         try:
             target = check_target(url, settings["allowed_hosts"])
         except Blocked as exc:
             record["error"] = f"{exc}; nothing was sent"
-            self._finish(record, "blocked", item, at)
+            self._finish(record, "blocked", lease, at)
             return
         except Unresolved as exc:
             record["error"] = f"{exc}; nothing was sent"
-            self._failed(record, item, at)
+            self._failed(record, lease, at)
             return
         headers = {
             "Content-Type": "application/json",
@@ -235,8 +234,8 @@ class Dispatcher:
         }
         ok = False
         for _ in range(item.copies):
-            if self._stopped:  # reset: nothing further is sent
-                return
+            if self._stopped or self._backend.epoch() != lease.epoch:
+                return  # reset: nothing further is sent
             if settings["secret"]:
                 # Receivers check the timestamp against their own wall clock, so sign with it.
                 stamp = int(time.time())
@@ -250,24 +249,25 @@ class Dispatcher:
                 record["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 ok = False
         if ok:
-            self._finish(record, "delivered", item, at)
+            self._finish(record, "delivered", lease, at)
         else:
-            self._failed(record, item, at)
+            self._failed(record, lease, at)
 
-    def _failed(self, record: dict[str, Any], item: Delivery, at: float) -> None:
+    def _failed(self, record: dict[str, Any], lease: Lease, at: float) -> None:
+        item = lease.delivery
         settings = self._backend.config.callbacks
         if item.attempt < int(settings["max_attempts"]):
-            self._record(record, "failed")
+            self._record(record, "failed", lease)
             backoff = float(settings["backoff_s"]) * 2 ** (item.attempt - 1)
-            self._push(item.task, item.step, at + backoff, item.attempt + 1)
+            self._push(item.task, item.step, at + backoff, item.attempt + 1, lease.epoch)
         else:
-            self._finish(record, "gave_up", item, at)
+            self._finish(record, "gave_up", lease, at)
 
-    def _finish(self, record: dict[str, Any], outcome: str, item: Delivery, at: float) -> None:
-        self._record(record, outcome)
-        self._next_step(item, at)
+    def _finish(self, record: dict[str, Any], outcome: str, lease: Lease, at: float) -> None:
+        self._record(record, outcome, lease)
+        self._next_step(lease, at)
 
-    def _record(self, record: dict[str, Any], outcome: str) -> None:
-        with self._cond:
-            if not self._stopped:  # after a reset, an attempt that was in flight leaves no trace
-                self._records.append({**record, "outcome": outcome})
+    def _record(self, record: dict[str, Any], outcome: str, lease: Lease) -> None:
+        # After a reset, an attempt that was in flight leaves no trace (its epoch is gone).
+        if not self._stopped:
+            self._store.add_attempt({**record, "outcome": outcome}, lease.epoch, MAX_RECORDS)

@@ -126,6 +126,7 @@ class MockConfig:
     auth_clock: str = "wall"  # which clock checks token exp/nbf: "wall" or "mock"
     token_leeway_s: float = 0.0
     journal_size: int = 1000
+    max_tasks: int | None = None  # past it the oldest finished tasks are forgotten; None: keep
     max_body_bytes: int = 16 * 1024 * 1024
     public_base_url: str | None = None  # base of result URLs; None = the request's host
     concurrency: dict[str, int] = field(default_factory=default_concurrency)

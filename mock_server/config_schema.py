@@ -90,6 +90,7 @@ SCHEMA: dict[str, Any] = {
         "auth_clock": {"enum": ["wall", "mock"]},
         "token_leeway_s": _seconds(86400.0),
         "journal_size": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "max_tasks": {"type": ["integer", "null"], "minimum": 10, "maximum": 100_000_000},
         "max_body_bytes": {"type": "integer", "minimum": 1024, "maximum": 256 * 1024 * 1024},
         "public_base_url": {
             "type": ["string", "null"],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mock_server.store import Store
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,16 @@ def redact_headers(headers: Iterable[tuple[str, str]], limit: int = 64) -> dict[
 
 
 class Journal:
-    """Thread-safe ring of :class:`Entry`; counts what fell off the end."""
+    """The journal of one mock, kept in its store (bounded: oldest dropped first)."""
 
-    def __init__(self, size: int) -> None:
-        self._entries: deque[Entry] = deque(maxlen=size)
-        self._lock = threading.Lock()
-        self._dropped = 0
+    def __init__(self, store: Store, size: int) -> None:
+        self._store = store
+        self._size = size
 
     def record(self, entry: Entry) -> None:
-        with self._lock:
-            if len(self._entries) == self._entries.maxlen:
-                self._dropped += 1
-            self._entries.append(entry)
+        self._store.record(asdict(entry), self._size)
 
     def snapshot(self, limit: int | None = None) -> dict[str, Any]:
         """The newest ``limit`` entries (all by default), oldest first, and the dropped count."""
-        with self._lock:
-            entries = list(self._entries)
-            dropped = self._dropped
-        if limit is not None:
-            entries = entries[-limit:] if limit else []
-        return {
-            "entries": [asdict(e) for e in entries],
-            "dropped": dropped,
-            "capacity": self._entries.maxlen,
-        }
+        entries, dropped = self._store.journal(limit)
+        return {"entries": entries, "dropped": dropped, "capacity": self._size}

@@ -227,11 +227,47 @@ class Rule:
 
 
 class RuleSet:
-    """Ordered rules; not thread-safe by itself (the backend locks)."""
+    """Ordered rules, as kept in the store: a document of their data and the next free id.
+
+    Use counts live in the store apart from the document (they change on every use); a
+    ``RuleSet`` is a working copy that the backend edits and writes back whole.
+    """
 
     def __init__(self) -> None:
         self._rules: list[Rule] = []
         self._next = 1
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> RuleSet:
+        """The rules of a document (already checked when they were added)."""
+        found = cls()
+        found._next = int(doc.get("next", 1))
+        for data in doc.get("rules", []):
+            found._rules.append(
+                Rule(
+                    str(data["id"]),
+                    dict(data["match"]),
+                    dict(data["action"]),
+                    data.get("times"),
+                    float(data.get("probability", 1.0)),
+                )
+            )
+        return found
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "next": self._next,
+            "rules": [
+                {
+                    "id": r.id,
+                    "match": r.match,
+                    "action": r.action,
+                    "times": r.times,
+                    "probability": r.probability,
+                }
+                for r in self._rules
+            ],
+        }
 
     def add(self, data: Mapping[str, Any]) -> Rule:
         """Validate and append a rule; an automatic id skips ids already taken."""
@@ -258,17 +294,3 @@ class RuleSet:
 
     def all(self) -> list[Rule]:
         return list(self._rules)
-
-    def pick(self, facts: Facts, rng: random.Random) -> Rule | None:
-        """The first rule that matches, has uses left and wins its draw; count the use."""
-        for rule in self._rules:
-            if rule.times is not None and rule.fired >= rule.times:
-                continue
-            if not rule.matches(facts):
-                continue
-            if rule.probability < 1.0 and rng.random() >= rule.probability:
-                rule.skipped += 1
-                continue
-            rule.fired += 1
-            return rule
-        return None
