@@ -16,6 +16,7 @@ from mock_server.config import MockConfig
 from mock_server.errors import ApiError
 from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
+from mock_server.stores import StoreFactory
 from mock_server.strict_json import StrictJSONProvider
 from mock_server.views import api, control, media, meta
 from mock_server.views.common import backend
@@ -41,9 +42,13 @@ def _body_of_request() -> dict[str, Any]:
     return {"body": clip(text, MAX_BODY), "body_bytes": len(raw)}
 
 
-def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: MockConfig | Mapping[str, Any] | None = None, *, store: str | None = None
+) -> Flask:
     """Build a mock with its own state. ``config`` is a MockConfig or a dict of its fields.
 
+    ``store`` is where the state lives: None (this process's memory) or ``redis://HOST:PORT/DB``
+    (shared by every process that serves the same mock; a mock already there is kept).
     The app also serves namespaces (``/ns/<name>/...``): each a mock of its own (a backend built
     from the same start-up config), served by this same app.
     """
@@ -51,6 +56,7 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
         config = MockConfig()
     elif not isinstance(config, MockConfig):
         config = MockConfig.from_dict(config)
+    stores = StoreFactory.of(store)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json = StrictJSONProvider(app)
@@ -58,11 +64,13 @@ def create_app(config: MockConfig | Mapping[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     # No redirects at all: Flask answers them with HTML and no error handler sees them.
     app.url_map.strict_slashes = False
-    mock = Backend(config)
+    mock = Backend(config, store=stores.root())
     app.extensions["kling_mock"] = mock
     start_up = mock.initial_config
     spaces = Namespaces(
-        lambda name: Backend(start_up, url_prefix=f"{PREFIX}{name}"), config.max_namespaces
+        lambda name: Backend(start_up, url_prefix=f"{PREFIX}{name}", store=stores.namespace(name)),
+        config.max_namespaces,
+        stores.registry(),
     )
     app.extensions["kling_namespaces"] = spaces
     app.wsgi_app = Dispatcher(app.wsgi_app, spaces)  # type: ignore[method-assign]

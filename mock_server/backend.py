@@ -185,6 +185,11 @@ class Backend:
             self._requests = (0, 0)
         self.callbacks = Dispatcher(self)
 
+    def drop(self) -> None:
+        """Stop sending callbacks and delete the state (a dropped namespace)."""
+        self.callbacks.stop()
+        self.store.drop()
+
     def advance(self, seconds: float) -> float:
         """Move mock time forward and wake the callback sender; delivery happens on its thread."""
         self.store.advance(seconds)

@@ -126,6 +126,9 @@ class MemoryStore:
                 rules=fresh.rules,
             )
 
+    def drop(self) -> None:
+        return None  # the state goes with this object; requests in flight may still finish
+
     def head(self) -> Head:
         with self._lock:
             s = self._s

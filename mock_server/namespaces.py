@@ -13,7 +13,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mock_server.backend import Backend
@@ -28,59 +28,109 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class Namespaces:
-    """The namespaces of one mock, newest use last; thread-safe."""
+class Registry(Protocol):
+    """Which namespaces exist, least recently used first, shared by the processes of a mock."""
 
-    def __init__(self, factory: Callable[[str], Backend], limit: int) -> None:
+    def touch(self, name: str, limit: int) -> list[str]:
+        """Mark ``name`` used now; the names dropped to stay within ``limit``."""
+        ...
+
+    def remove(self, name: str) -> bool: ...
+
+    def names(self) -> list[str]: ...
+
+
+class LocalRegistry:
+    """The namespaces of a mock served by one process."""
+
+    def __init__(self) -> None:
+        self._names: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def touch(self, name: str, limit: int) -> list[str]:
+        with self._lock:
+            self._names[name] = None
+            self._names.move_to_end(name)
+            evicted = []
+            while len(self._names) > limit:
+                evicted.append(self._names.popitem(last=False)[0])
+            return evicted
+
+    def remove(self, name: str) -> bool:
+        with self._lock:
+            if name not in self._names:
+                return False
+            del self._names[name]
+            return True
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._names)
+
+
+class Namespaces:
+    """The namespaces of one mock, newest use last; thread-safe.
+
+    This process keeps a backend per namespace it served; the registry (shared with the other
+    processes when the store is) says which exist, and dropping one drops its state in its store.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[str], Backend],
+        limit: int,
+        registry: Registry | None = None,
+    ) -> None:
         self._factory = factory
         self._limit = limit
-        self._apps: OrderedDict[str, Backend] = OrderedDict()
+        self._registry: Registry = registry if registry is not None else LocalRegistry()
+        self._apps: dict[str, Backend] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Backend:
         """The namespace's mock, made now if it is new (dropping the least recently used)."""
+        evicted = self._registry.touch(name, self._limit)
         with self._lock:
             app = self._apps.get(name)
-            if app is not None:
-                self._apps.move_to_end(name)
-                return app
-        made = self._factory(name)
-        with self._lock:
-            app = self._apps.setdefault(name, made)
-            self._apps.move_to_end(name)
-            evicted = []
-            while len(self._apps) > self._limit:
-                evicted.append(self._apps.popitem(last=False)[1])
-        for old in [*evicted, *([made] if app is not made else [])]:
-            _stop(old)
+        if app is None:
+            made = self._factory(name)
+            with self._lock:
+                app = self._apps.setdefault(name, made)
+            if app is not made:
+                _stop(made, forget=False)
+        for old in evicted:
+            self._forget(old)
         return app
 
-    def drop(self, name: str) -> bool:
+    def _forget(self, name: str) -> None:
         with self._lock:
             app = self._apps.pop(name, None)
-        if app is not None:
-            _stop(app)
-        return app is not None
+        if app is None:
+            app = self._factory(name)  # another process served it: drop its state all the same
+        _stop(app, forget=True)
+
+    def drop(self, name: str) -> bool:
+        if not self._registry.remove(name):
+            return False
+        self._forget(name)
+        return True
 
     def drop_all(self) -> int:
-        with self._lock:
-            apps = list(self._apps.values())
-            self._apps.clear()
-        for app in apps:
-            _stop(app)
-        return len(apps)
+        names = self._registry.names()
+        return sum(self.drop(name) for name in names)
 
     def names(self) -> list[str]:
-        with self._lock:
-            return list(self._apps)
+        return self._registry.names()
 
     @property
     def limit(self) -> int:
         return self._limit
 
 
-def _stop(mock: Backend) -> None:
+def _stop(mock: Backend, *, forget: bool) -> None:
     mock.callbacks.stop()
+    if forget:
+        mock.drop()
 
 
 class Dispatcher:
