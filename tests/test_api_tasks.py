@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from kling_testkit.spec import validate
 from tests.conftest import I2V, IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 Submit = Callable[..., dict[str, Any]]
 
 

@@ -13,6 +13,8 @@ from werkzeug.test import TestResponse
 
 from tests.conftest import I2V, IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 ORIGINAL = {"prompt": "a lighthouse in a storm", "external_task_id": "original-1"}
 
 

@@ -18,6 +18,8 @@ from kling_testkit.webhooks import generate_secret, verify_webhook
 from mock_server import Backend
 from tests.conftest import T2V, Receiver, wait_callbacks
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 SECRET = generate_secret(b"callback tests")
 
 

@@ -13,6 +13,8 @@ from flask.testing import FlaskClient
 from kling_testkit.codes import ErrorCode
 from tests.conftest import BASE_CONFIG, IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 START: float = BASE_CONFIG["clock_start"]
 PROMPT = "a lighthouse in a storm, waves crashing"
 TEN_YEARS = 10 * 365 * 86400

@@ -12,6 +12,8 @@ from kling_testkit.pricing import units
 from kling_testkit.spec import ContractViolation, check_request, families, field, validate
 from tests.conftest import CREDS, I2V, IMAGES, PROMPT, T2V, accepted, create, with_config
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 IMAGE_URL = "https://example.com/reference.png"
 DAY = 86400
 T2V_SECONDS = 10 + 120  # default text2video timing (kling-v1 std 5 s): queued + processing

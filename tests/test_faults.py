@@ -19,6 +19,8 @@ from kling_testkit.credentials import Credentials
 from mock_server import Backend, ConfigError
 from tests.conftest import CREDS, IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 Submit = Callable[..., dict[str, Any]]
 ERROR_5000: dict[str, Any] = {"type": "error", "code": 5000}
 DAY = 86400

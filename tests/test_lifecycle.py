@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 from kling_testkit.spec import validate
 from tests.conftest import IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 Submit = Callable[..., dict[str, Any]]
 
 

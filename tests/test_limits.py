@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import requests
 from flask.testing import FlaskClient
 
@@ -15,6 +16,8 @@ from kling_testkit.codes import ErrorCode
 from kling_testkit.credentials import Credentials
 from mock_server import Backend
 from tests.conftest import CREDS, I2V, IMAGES, T2V, accepted, create, with_config
+
+pytestmark = pytest.mark.both_stores  # the shared store suite
 
 IMAGE_URL = "https://example.com/first-frame.png"
 T2V_SECONDS = 10 + 120  # default text2video timing: queued + processing

@@ -16,6 +16,8 @@ from kling_testkit.control import MockControl
 from tests.conftest import CREDS, PROMPT, T2V
 from tests.test_bad_input import assert_refused
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 
 def ns(name: str, path: str) -> str:
     return f"/ns/{name}{path}"

@@ -11,6 +11,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 
 def finish(client: FlaskClient, auth: dict[str, str], path: str, task_id: str) -> dict[str, Any]:
     client.post("/__mock/clock/advance", json={"seconds": 3600})

@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import IMAGES, T2V
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 TTL = 600
 ENDS = 130  # default text2video: 10 s queued + 120 s processing
 

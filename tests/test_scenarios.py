@@ -18,6 +18,8 @@ from kling_testkit.credentials import Credentials
 from mock_server import Backend
 from tests.conftest import CREDS, T2V, Receiver, wait_callbacks
 
+pytestmark = pytest.mark.both_stores  # the shared store suite
+
 HEADER = "X-Mock-Scenario"
 PROMPT = "a lighthouse in a storm, waves crashing"
 README = Path(__file__).resolve().parents[1] / "README.md"
