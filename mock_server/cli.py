@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -68,10 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--workers",
-        type=int,
+        type=_bounded_int(1, MAX_WORKERS),
         default=1,
         metavar="N",
-        help="processes; only 1: the mock's state lives in one process's memory",
+        help=f"gunicorn worker processes, 1..{MAX_WORKERS}; more than 1 needs --store redis://",
+    )
+    serve.add_argument(
+        "--store",
+        default="memory",
+        metavar="URL",
+        help="where the state lives: memory (default; this process) or redis://HOST:PORT/DB "
+        "(shared by every worker, and kept across restarts)",
     )
     serve.add_argument(
         "--keep-alive",
@@ -101,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 SERVERS = ("gunicorn", "werkzeug")
 DEFAULT_SERVER = "gunicorn" if os.name == "posix" else "werkzeug"
 MAX_THREADS = 256
+MAX_WORKERS = 64
 DEFAULT_THREADS = 16
 DEFAULT_KEEP_ALIVE_S = 5
 DEFAULT_GRACEFUL_S = 5
@@ -180,12 +189,16 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kling-mock: {exc}", file=sys.stderr)
         return 2
-    if args.workers != 1:
+    shared = args.store != "memory"
+    if args.workers != 1 and not shared:
         print(
-            f"kling-mock: --workers {args.workers}: only 1 worker is supported; the mock keeps "
-            "its state in one process's memory, so more workers need the shared store",
+            f"kling-mock: --workers {args.workers}: the in-memory store lives in one process; "
+            "more workers need a shared store (--store redis://HOST:PORT/DB)",
             file=sys.stderr,
         )
+        return 2
+    if args.workers != 1 and args.server != "gunicorn":
+        print("kling-mock: --workers needs --server gunicorn", file=sys.stderr)
         return 2
     if args.cpu is not None:
         error = _pin(args.cpu)
@@ -193,7 +206,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"kling-mock: --cpu: {error}", file=sys.stderr)
             return 2
     try:
-        app = create_app(config)
+        app = create_app(config, store=args.store)
     except ConfigError as exc:
         print(f"kling-mock: {exc}", file=sys.stderr)
         return 2
@@ -209,6 +222,8 @@ def serve(args: argparse.Namespace) -> int:
             keep_alive_s=args.keep_alive,
             graceful_s=args.graceful_timeout,
             quiet=args.quiet,
+            workers=args.workers,
+            shared_store=shared,
         )
 
         def ready(port: int) -> None:
@@ -245,10 +260,20 @@ def _print_banner(args: argparse.Namespace, config: MockConfig) -> None:
     if config.control_token:
         print(f"control API: token required ({TOKEN_HEADER})")
     print(
-        f"clock: {clock}; seed: {config.seed}; server: {args.server}; keys from "
+        f"clock: {clock}; seed: {config.seed}; server: {args.server}; "
+        f"store: {_shown_store(args.store)}; workers: {args.workers}; keys from "
         f"{ACCESS_KEY_VAR}/{SECRET_KEY_VAR} when set",
         flush=True,
     )
+
+
+def _shown_store(url: str) -> str:
+    """The store URL without a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"***@{host}" + (f":{parts.port}" if parts.port else "")).geturl()
 
 
 def _serve_werkzeug(args: argparse.Namespace, app: Flask, host: str) -> int:

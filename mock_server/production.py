@@ -3,8 +3,10 @@
 Gunicorn answers requests it cannot parse (request line or headers too long, too many headers,
 garbage, an unknown HTTP version, a bad chunk) from its worker's ``handle_error`` with an HTML
 page; ``EnvelopeWorker`` answers them in the envelope instead, as ``serving`` does for Werkzeug.
-The app is built before the fork (so a bad config stops start-up) and served by ONE worker: the
-mock's state is in that process's memory, and a second worker would be a second mock.
+The app is built before the fork (so a bad config stops start-up). With the in-memory store it
+is served by ONE worker: the mock's state is in that process's memory, and a second worker would
+be a second mock. With the Redis store (``--store redis://...``) any number of workers serve one
+mock, and a worker that dies is replaced without losing anything.
 
 Gunicorn needs ``fcntl`` and ``os.fork``: this module is for POSIX only.
 """
@@ -144,6 +146,8 @@ class Options:
     keep_alive_s: int
     graceful_s: int
     quiet: bool
+    workers: int = 1
+    shared_store: bool = False  # the state is in Redis: more workers, and a dead one replaced
 
 
 WORKER_DIED = 3  # exit status of kling-mock serve when its worker died
@@ -181,7 +185,7 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
         host = f"[{opts.host}]" if ":" in opts.host else opts.host
         settings: dict[str, Any] = {
             "bind": [f"{host}:{opts.port}"],
-            "workers": 1,
+            "workers": opts.workers,
             "worker_class": EnvelopeWorker,
             "threads": opts.threads,
             "keepalive": opts.keep_alive_s,
@@ -198,8 +202,9 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
                 arbiter.LISTENERS[0].sock.getsockname()[1]
             ),
             "on_exit": lambda arbiter: self._on_exit(),
-            "child_exit": _halt_unless_stopping,
         }
+        if not opts.shared_store:
+            settings["child_exit"] = _halt_unless_stopping
         for key, value in settings.items():
             self.cfg.set(key, value)
 
