@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -21,17 +22,31 @@ def slots(family: str, params: Mapping[str, Any]) -> int:
 
 def units(family: str, params: Mapping[str, Any]) -> Decimal:
     """Units a successful task deducts, given its effective parameters (defaults filled)."""
+    return _units(
+        family,
+        str(params["model_name"]),
+        str(params.get("mode", "std")),
+        str(params.get("duration", "5")),
+        params.get("sound") == "on",
+        int(params.get("n", 1)),
+        "image" in params,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _units(
+    family: str, model: str, mode: str, duration: str, sound: bool, n: int, reference: bool
+) -> Decimal:
+    """Cached, so the tasks that cost the same share one Decimal."""
     table: dict[str, Any] = openapi()["x-kling-pricing"]
-    model = str(params["model_name"])
     if pack_kind(family) == "image":
         per_image = table["image"][model]
-        if "image" in params:
+        if reference:
             per_image = table["image_with_reference"].get(model, per_image)
-        return Decimal(str(per_image)) * int(params.get("n", 1))
-    duration = str(params.get("duration", "5"))
-    if params.get("sound") == "on" and model in table["video_sound"]:
+        return Decimal(str(per_image)) * n
+    if sound and model in table["video_sound"]:
         return Decimal(str(table["video_sound"][model][duration]))
-    return Decimal(str(table["video"][model][str(params.get("mode", "std"))][duration]))
+    return Decimal(str(table["video"][model][mode][duration]))
 
 
 def default_concurrency() -> dict[str, int]:

@@ -444,7 +444,7 @@ class Backend:
         refusal: Refusal,
         task: Task,
         kind: str,
-        packs: list[PackSpec],
+        packs: tuple[PackSpec, ...],
         account: Account,
         now: float,
     ) -> ApiError:
@@ -470,7 +470,7 @@ class Backend:
             headers=self._retry_after(wait),
         )
 
-    def _packs(self, account: Account) -> list[PackSpec]:
+    def _packs(self, account: Account) -> tuple[PackSpec, ...]:
         return credits.place(account.name, account.packs, self._head().origin)
 
     def concurrency_of(self, account: Account) -> dict[str, int]:

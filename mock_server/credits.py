@@ -8,6 +8,7 @@ tasks cannot spend the same units.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from decimal import Decimal
 from typing import Any
@@ -22,8 +23,10 @@ def pack_id(account: str, name: str) -> str:
     return str(int(digest[:15], 16))
 
 
-def place(account: str, packs: tuple[Pack, ...], origin: float) -> list[PackSpec]:
-    """Put an account's configured packs on the timeline that starts at ``origin``."""
+@functools.lru_cache(maxsize=1024)
+def place(account: str, packs: tuple[Pack, ...], origin: float) -> tuple[PackSpec, ...]:
+    """Put an account's configured packs on the timeline that starts at ``origin`` (cached: the
+    pack ids of every stored task share one string each)."""
     specs = []
     for pack in packs:
         begins = origin + pack.starts_after_s
@@ -37,7 +40,7 @@ def place(account: str, packs: tuple[Pack, ...], origin: float) -> list[PackSpec
                 begins + pack.lifetime_s,
             )
         )
-    return specs
+    return tuple(specs)
 
 
 def status(spec: PackSpec, remaining: Decimal, now: float) -> str:
@@ -64,7 +67,9 @@ def to_api(spec: PackSpec, pack: Pack, consumed: Decimal, now: float) -> dict[st
     }
 
 
-def wait_for_units(specs: list[PackSpec], kind: str, cost: Decimal, now: float) -> float | None:
+def wait_for_units(
+    specs: tuple[PackSpec, ...], kind: str, cost: Decimal, now: float
+) -> float | None:
     """Seconds until a pack not yet online could cover ``cost``, or None."""
     later = [
         s.effective_at - now

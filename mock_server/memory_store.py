@@ -40,8 +40,10 @@ class _Ledger:
     reserved: Decimal = Decimal(0)
     settled: Decimal = Decimal(0)  # packs: units of tasks that succeeded
 
-    def add(self, charge: Charge) -> None:
-        bisect.insort(self.charges, (charge.ends_at, charge.task_id, charge))
+    def add(self, entry: tuple[float, str, Charge]) -> None:
+        """Add a charge (``(ends_at, task_id, charge)``: one tuple shared by both ledgers)."""
+        bisect.insort(self.charges, entry)
+        charge = entry[2]
         self.slots += charge.slots
         self.reserved += charge.cost
 
@@ -173,7 +175,7 @@ class MemoryStore:
         *,
         kind: str,
         slot_limit: int | None,
-        packs: list[PackSpec],
+        packs: tuple[PackSpec, ...],
         now: float,
         max_tasks: int | None,
     ) -> Task | Refusal:
@@ -201,8 +203,9 @@ class MemoryStore:
             charge = Charge(
                 task.task_id, task.ends_at, task.slots, task.cost, task.outcome == SUCCEED
             )
-            running.add(charge)
-            s.packs[chosen.pack_id].add(charge)
+            entry = (charge.ends_at, charge.task_id, charge)
+            running.add(entry)
+            s.packs[chosen.pack_id].add(entry)
             s.tasks[task.task_id] = task
             s.owners.setdefault((task.account, task.family), []).append(task.task_id)
             if external is not None:

@@ -204,7 +204,7 @@ class RedisStore:
         *,
         kind: str,
         slot_limit: int | None,
-        packs: list[PackSpec],
+        packs: tuple[PackSpec, ...],
         now: float,
         max_tasks: int | None,
     ) -> Task | Refusal:

@@ -71,7 +71,7 @@ class PackSpec:
     invalid_at: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Charge:
     """What a task holds until it ends: slots of its account, units reserved on its pack."""
 
@@ -165,7 +165,7 @@ class Store(Protocol):
         *,
         kind: str,
         slot_limit: int | None,
-        packs: list[PackSpec],
+        packs: tuple[PackSpec, ...],
         now: float,
         max_tasks: int | None,
     ) -> Task | Refusal:

@@ -26,7 +26,7 @@ PER_EXTRA_IMAGE = "per_extra_image"
 """The multiplier applied once per image beyond the first (``n``); the others name an option."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One generation task: who asked, what for, and when each stage starts.
 

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
-from kling_testkit import strategies
+from kling_testkit import pricing, strategies
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 from kling_testkit.spec import document, validation
@@ -57,6 +57,7 @@ def _forget_contract() -> None:
     for cached in (
         document.families,
         document.choices,
+        pricing._units,
         validation._validator,
         config_schema.validator,
         config_schema.full_schema,
@@ -100,8 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests of a module marked ``both_stores`` run once per store (the shared store suite)."""
-    if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_stores"
+    own = any(
+        "store_kind" in str(mark.args[0])
+        for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    if (
+        "store_kind" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("both_stores")
+        and not own
     ):
         metafunc.parametrize("store_kind", STORES, indirect=True)
 

@@ -62,6 +62,10 @@ def test_a_reset_forgets_everything_at_once(stores: Callable[[], StoreFactory]) 
     assert store.config() == (1, {"seed": 2})
 
 
+ONLY_SHARED = pytest.mark.parametrize("store_kind", ["redis"], indirect=True)
+
+
+@ONLY_SHARED  # a memory store is one process's: a new one starts empty
 def test_start_keeps_a_mock_that_is_already_there(stores: Callable[[], StoreFactory]) -> None:
     factory = stores()
     first = factory.root()
@@ -70,8 +74,6 @@ def test_start_keeps_a_mock_that_is_already_there(stores: Callable[[], StoreFact
     first.advance(10)
     again = factory.root()
     again.start(Fresh(ClockState(99.0, again.wall(), 0.0), {}, {"next": 1, "rules": []}, b"q"))
-    if not again.shared:
-        pytest.skip("a memory store is one process's: a new one starts empty")
     assert again.head().clock.base == 15.0  # the restart sees the running mock's clock
 
 
@@ -198,12 +200,11 @@ def test_concurrent_creates_never_exceed_a_limit_or_a_pack(
     assert store.pack_usage("p", 1000.0) == (Decimal(0), Decimal("18.0"))
 
 
+@ONLY_SHARED  # a memory store belongs to one backend
 def test_the_backend_reads_only_the_store(make_app: Callable[..., Flask], auth: Any) -> None:
     """Two backends on one store are one mock: what one does, the other sees."""
     app = make_app()
     mock: Backend = app.extensions["kling_mock"]
-    if not mock.store.shared:
-        pytest.skip("a memory store belongs to one backend")
     twin = Backend(mock.initial_config, store=mock.store)
     task_id = accepted(create(app.test_client(), auth))
     twin.advance(1000)
