@@ -90,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
         f"answer (default {DEFAULT_KEEP_ALIVE_S})",
     )
     serve.add_argument(
+        "--request-timeout",
+        type=_bounded_int(1, 3600),
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        metavar="S",
+        help="gunicorn: drop a client that sends or reads nothing for S seconds in the middle "
+        f"of a request (default {DEFAULT_REQUEST_TIMEOUT_S})",
+    )
+    serve.add_argument(
         "--graceful-timeout",
         type=_bounded_int(0, 3600),
         default=DEFAULT_GRACEFUL_S,
@@ -113,6 +121,7 @@ MAX_WORKERS = 64
 DEFAULT_THREADS = 16
 DEFAULT_KEEP_ALIVE_S = 5
 DEFAULT_GRACEFUL_S = 5
+DEFAULT_REQUEST_TIMEOUT_S = 30
 
 
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -220,6 +229,7 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             threads=args.threads,
             keep_alive_s=args.keep_alive,
+            request_timeout_s=args.request_timeout,
             graceful_s=args.graceful_timeout,
             quiet=args.quiet,
             workers=args.workers,

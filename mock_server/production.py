@@ -13,7 +13,10 @@ Gunicorn needs ``fcntl`` and ``os.fork``: this module is for POSIX only.
 
 from __future__ import annotations
 
+import errno
+import logging
 import socket
+import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -78,6 +81,11 @@ def refusal(exc: BaseException) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _stalled(exc: OSError) -> bool:
+    """A read or write that ran out of ``--request-timeout`` (SO_RCVTIMEO/SO_SNDTIMEO)."""
+    return isinstance(exc, (BlockingIOError, TimeoutError)) or exc.errno == errno.EAGAIN
+
+
 class _GuardedInput:
     """``wsgi.input`` whose parse errors (a bad chunk) are the client's 400, not the app's 500.
 
@@ -93,6 +101,10 @@ class _GuardedInput:
             return read(*args)
         except errors.ParseException as exc:
             raise BadRequest(f"request body is malformed: {exc}"[:300]) from None
+        except OSError as exc:
+            if not _stalled(exc):
+                raise
+            raise BadRequest("the request body stopped arriving (--request-timeout)") from None
 
     def read(self, *args: Any) -> bytes:
         data: bytes = self._guard(self._stream.read, *args)
@@ -125,7 +137,23 @@ def guarded(app: WSGIApplication) -> WSGIApplication:
 
 
 class EnvelopeWorker(ThreadWorker):  # type: ignore[misc]
-    """Gunicorn's threaded worker with its own error answers in the Kling envelope."""
+    """Gunicorn's threaded worker with its own error answers in the Kling envelope, and a
+    bound on a client that stops in the middle of a request (``--request-timeout``)."""
+
+    request_timeout_s = 30
+
+    def handle(self, conn: Any) -> Any:
+        # Gunicorn waits (bounded) for a new connection's first bytes, then reads the rest of
+        # the request blocking, without a limit: a client that stops sending would hold this
+        # thread for good. A kernel timeout on the socket bounds every read and write (it
+        # survives the setblocking() calls gunicorn makes).
+        wait = struct.pack("ll", self.request_timeout_s, 0)
+        try:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, wait)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
+        except OSError:
+            pass  # the client is already gone: the handling below finds out
+        return super().handle(conn)
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         if status_of(exc)[2] is ErrorCode.SERVER_ERROR:
@@ -146,6 +174,7 @@ class Options:
     keep_alive_s: int
     graceful_s: int
     quiet: bool
+    request_timeout_s: int = 30
     workers: int = 1
     shared_store: bool = False  # the state is in Redis: more workers, and a dead one replaced
 
@@ -186,7 +215,9 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [f"{host}:{opts.port}"],
             "workers": opts.workers,
-            "worker_class": EnvelopeWorker,
+            "worker_class": type(
+                "EnvelopeWorker", (EnvelopeWorker,), {"request_timeout_s": opts.request_timeout_s}
+            ),
             "threads": opts.threads,
             "keepalive": opts.keep_alive_s,
             "graceful_timeout": opts.graceful_s,
@@ -209,7 +240,17 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> WSGIApplication:
+        logging.getLogger("gunicorn.error").addFilter(_quiet_stalls)
         return guarded(self._app)
+
+
+def _quiet_stalls(record: logging.LogRecord) -> bool:
+    """A client that stalled past --request-timeout is one warning line, not a traceback."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, OSError) and _stalled(exc):
+        record.msg, record.args, record.exc_info = "a client stalled mid-request; closed", (), None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
 
 
 def run(

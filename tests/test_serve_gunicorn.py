@@ -213,3 +213,35 @@ def test_a_dead_worker_stops_the_server_instead_of_starting_a_fresh_mock(
     assert running.proc.wait(timeout=30) == production.WORKER_DIED
     running.stop()
     assert "state died with it" in running.stderr
+
+
+def test_a_client_that_stops_mid_request_frees_its_thread(serve: Callable[..., Server]) -> None:
+    running = serve("--port", "0", "--quiet", "--threads", "1", "--request-timeout", "1")
+    with socket.create_connection(_address(running.url), timeout=20) as stalled:
+        stalled.sendall(b"GET /__mock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+        # The one thread is held by the stalled request until the timeout drops it; then the
+        # next client is served. Without the bound this waits for ever (here: the 20 s limit).
+        answer = requests.get(f"{running.url}/__mock/health", timeout=20)
+        assert answer.json()["code"] == 0
+        assert stalled.recv(65536) in (b"",)  # the server closed the stalled connection
+    assert "Traceback" not in running.stderr
+
+
+def test_a_body_that_stops_arriving_is_a_400_envelope(serve: Callable[..., Server]) -> None:
+    running = serve("--port", "0", "--quiet", "--request-timeout", "1")
+    token = bearer(sign_token(CREDS))["Authorization"]
+    head = (
+        f"POST {T2V} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(_address(running.url), timeout=20) as sock:
+        sock.sendall(head.encode() + b'{"prompt": "a')  # 13 of the 100 bytes promised
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    status, _, body = parse(answer)
+    assert status == 400
+    assert body["code"] == 1201 and "stopped arriving" in body["message"]
