@@ -151,6 +151,13 @@ class MockControl:
         data: list[dict[str, Any]] = self.call("GET", "accounts")
         return data
 
+    def counters(self) -> dict[str, Any]:
+        """``{"accounts": {name: counters}, "totals": counters}``: requests, tasks_created,
+        rate_limited (429s), retry_after_violations (requests sent before a 429's Retry-After
+        ran out), units_spent, callbacks_delivered, callbacks_failed."""
+        data: dict[str, Any] = self.call("GET", "counters")
+        return data
+
     def remaining_units(self, account: str = "default", kind: str = "video") -> float:
         """Units left in an account's online packs of one kind."""
         found = next((a for a in self.accounts() if a["name"] == account), None)

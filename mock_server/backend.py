@@ -20,10 +20,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from kling_testkit.codes import ErrorCode
-from kling_testkit.pricing import pack_kind, slots, units
+from kling_testkit.pricing import format_units, pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
@@ -39,6 +40,15 @@ from mock_server.scenarios import SCENARIOS, lookup
 from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
 
+COUNTERS = (
+    "requests",
+    "tasks_created",
+    "rate_limited",
+    "retry_after_violations",
+    "callbacks_delivered",
+    "callbacks_failed",
+)
+"""The counters of ``GET /__mock/counters`` (with ``units_spent``), per account."""
 ID_LOW, ID_SPAN = 10**17, 9 * 10**17  # task and video ids: 18 digits
 REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
 
@@ -261,6 +271,46 @@ class Backend:
                 headers=self._retry_after(wait),
             )
 
+    def observe(self, account: Account, method: str, path: str) -> None:
+        """Count an API request of the account, and whether it came before its Retry-After."""
+        self.store.observe(account.name, ("*", f"{method} {path}"), self.now())
+
+    def told_to_wait(
+        self, account: Account, method: str, path: str, code: int, seconds: int
+    ) -> None:
+        """A 429 with ``Retry-After: seconds`` went out: a request before then is a violation.
+
+        A request-rate refusal (1302) covers every request of the account; any other covers
+        the same method and path (polling other tasks meanwhile is fine)."""
+        self.store.bump(account.name, "rate_limited")
+        scale = self.clock.scale
+        until = self.now() + seconds * (scale if scale else 1.0)
+        scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
+        self.store.not_before(account.name, scope, until)
+
+    def counters(self) -> dict[str, Any]:
+        """What each account did: requests, tasks, 429s and Retry-After violations, units
+        spent, callbacks delivered and failed; and the totals."""
+        now = self.now()
+        names = [a.name for a in self.config.accounts]
+        found = self.store.counters()
+        accounts: dict[str, dict[str, Any]] = {}
+        for account in self.config.accounts:
+            tally = found.get(account.name, {})
+            spent = sum(
+                (self.store.pack_usage(spec.pack_id, now)[0] for spec in self._packs(account)),
+                Decimal(0),
+            )
+            accounts[account.name] = {
+                **{name: int(tally.get(name, 0)) for name in COUNTERS},
+                "units_spent": format_units(spent),
+            }
+        totals: dict[str, Any] = {name: sum(accounts[a][name] for a in names) for name in COUNTERS}
+        totals["units_spent"] = format_units(
+            sum((Decimal(accounts[a]["units_spent"]) for a in names), Decimal(0))
+        )
+        return {"accounts": accounts, "totals": totals}
+
     def scenario(self, account: Account, value: str) -> dict[str, Any]:
         """Apply the named scenario's gate or error; return what it asks of a create."""
         found = lookup(value)
@@ -435,6 +485,7 @@ class Backend:
         )
         if isinstance(result, Refusal):
             raise self._refusal(result, candidate, kind, packs, account, now)
+        self.store.bump(account.name, "tasks_created")
         if "callback_url" in params:
             self.callbacks.schedule(result)
         return result

@@ -290,3 +290,8 @@ class Dispatcher:
         # After a reset, an attempt that was in flight leaves no trace (its epoch is gone).
         if not self._stopped:
             self._store.add_attempt({**record, "outcome": outcome}, lease.epoch, MAX_RECORDS)
+            account = lease.delivery.task.account
+            if outcome == "delivered":
+                self._store.bump(account, "callbacks_delivered")
+            elif outcome in ("failed", "gave_up", "blocked", "error"):
+                self._store.bump(account, "callbacks_failed")

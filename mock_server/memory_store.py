@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections import OrderedDict, deque
@@ -88,6 +89,8 @@ class _State:
     queue: list[tuple[float, int, Delivery]] = field(default_factory=list)
     leases: dict[str, tuple[float, Delivery]] = field(default_factory=dict)
     attempts: deque[dict[str, Any]] = field(default_factory=deque)
+    tallies: dict[str, dict[str, int]] = field(default_factory=dict)  # account -> counter -> n
+    waits: dict[tuple[str, str], float] = field(default_factory=dict)  # (account, scope) -> until
 
 
 class MemoryStore:
@@ -333,6 +336,32 @@ class MemoryStore:
         if limit is not None:
             entries = entries[-limit:] if limit else []
         return entries, dropped
+
+    # -- what clients did ----------------------------------------------------------------------
+
+    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
+        with self._lock:
+            s = self._s
+            early = any(now < s.waits.get((account, scope), -math.inf) for scope in scopes)
+            tally = s.tallies.setdefault(account, {})
+            tally["requests"] = tally.get("requests", 0) + 1
+            if early:
+                tally["retry_after_violations"] = tally.get("retry_after_violations", 0) + 1
+            return early
+
+    def not_before(self, account: str, scope: str, until: float) -> None:
+        with self._lock:
+            waits = self._s.waits
+            waits[(account, scope)] = max(until, waits.get((account, scope), -math.inf))
+
+    def bump(self, account: str, counter: str, count: int = 1) -> None:
+        with self._lock:
+            tally = self._s.tallies.setdefault(account, {})
+            tally[counter] = tally.get(counter, 0) + count
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {account: dict(tally) for account, tally in self._s.tallies.items()}
 
     # -- fault rules ---------------------------------------------------------------------------
 

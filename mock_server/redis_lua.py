@@ -268,6 +268,40 @@ if limit < 0 then entries = redis.call('LRANGE', P .. 'journal', 0, -1)
 elseif limit > 0 then entries = redis.call('LRANGE', P .. 'journal', -limit, -1) end
 return {redis.call('HGET', P .. 'ctr', 'journal_dropped') or '0', entries}
 """,
+    # ARGV: prefix, account, now, scopes...
+    "observe": r"""
+local e = need_epoch() if e then return e end
+local now = tonumber(ARGV[3])
+local early = false
+for i = 4, #ARGV do
+  local until_ = redis.call('HGET', P .. 'waits', ARGV[2] .. '\0' .. ARGV[i])
+  if until_ and now < tonumber(until_) then early = true end
+end
+redis.call('HINCRBY', P .. 'tallies', ARGV[2] .. '\0requests', 1)
+if early then
+  redis.call('HINCRBY', P .. 'tallies', ARGV[2] .. '\0retry_after_violations', 1)
+  return 1
+end
+return 0
+""",
+    # ARGV: prefix, account\0scope, until
+    "not_before": r"""
+local e = need_epoch() if e then return e end
+local seen = redis.call('HGET', P .. 'waits', ARGV[2])
+if not seen or tonumber(seen) < tonumber(ARGV[3]) then
+  redis.call('HSET', P .. 'waits', ARGV[2], ARGV[3])
+end
+return 1
+""",
+    # ARGV: prefix, account\0counter, count
+    "bump": r"""
+local e = need_epoch() if e then return e end
+return redis.call('HINCRBY', P .. 'tallies', ARGV[2], ARGV[3])
+""",
+    "counters": r"""
+local e = need_epoch() if e then return e end
+return redis.call('HGETALL', P .. 'tallies')
+""",
     "rules": r"""
 local e = need_epoch() if e then return e end
 return {redis.call('HGET', P .. 'head', 'rv'), redis.call('GET', P .. 'rules')}

@@ -338,6 +338,25 @@ class RedisStore:
         dropped, entries = self._run("journal", -1 if limit is None else limit)
         return [json.loads(e) for e in entries], int(dropped)
 
+    # -- what clients did ----------------------------------------------------------------------
+
+    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
+        return bool(self._run("observe", account, repr(now), *scopes))
+
+    def not_before(self, account: str, scope: str, until: float) -> None:
+        self._run("not_before", f"{account}\0{scope}", repr(float(until)))
+
+    def bump(self, account: str, counter: str, count: int = 1) -> None:
+        self._run("bump", f"{account}\0{counter}", count)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        flat = self._run("counters")
+        found: dict[str, dict[str, int]] = {}
+        for field, value in zip(flat[::2], flat[1::2], strict=True):
+            account, _, counter = _text(field).partition("\0")
+            found.setdefault(account, {})[counter] = int(value)
+        return found
+
     # -- fault rules ---------------------------------------------------------------------------
 
     def rules(self) -> tuple[int, dict[str, Any]]:

@@ -221,6 +221,25 @@ class Store(Protocol):
         """The newest ``limit`` entries (all by default), oldest first, and how many fell off."""
         ...
 
+    # -- what clients did ----------------------------------------------------------------------
+
+    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
+        """Count a request of an account; whether it came before a time a 429 advertised for
+        one of its ``scopes`` (then it is also counted as a Retry-After violation)."""
+        ...
+
+    def not_before(self, account: str, scope: str, until: float) -> None:
+        """A 429 told the account to wait until ``until`` (mock time) for ``scope``."""
+        ...
+
+    def bump(self, account: str, counter: str, count: int = 1) -> None:
+        """Add to one of an account's counters."""
+        ...
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Every account's counters."""
+        ...
+
     # -- fault rules ---------------------------------------------------------------------------
 
     def rules(self) -> tuple[int, dict[str, Any]]:

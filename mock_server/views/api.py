@@ -18,6 +18,7 @@ def make_blueprint() -> Blueprint:
     bp = Blueprint("api", __name__)
     bp.before_request(screen_request)
     bp.after_request(faults.lose_answer)
+    bp.after_request(note_retry_after)
     for family in families().values():
         defaults = {"family": family.name}
         bp.add_url_rule(
@@ -41,8 +42,24 @@ def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
     g.account = mock.authenticate(request.headers.get("Authorization"))
+    mock.observe(g.account, request.method, request.path)
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
+
+
+def note_retry_after(response: Response) -> Response:
+    """Remember a 429's Retry-After, so a request sent before then is counted."""
+    account = g.get("account")
+    if response.status_code == 429 and account is not None:
+        seconds = response.headers.get("Retry-After", "")
+        backend().told_to_wait(
+            account,
+            request.method,
+            request.path,
+            int(g.get("kling_code") or 0),
+            int(seconds) if seconds.isdigit() else 0,
+        )
+    return response
 
 
 def _query(names: list[str]) -> dict[str, Any]:

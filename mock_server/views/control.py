@@ -151,6 +151,13 @@ def accounts() -> Response:
     return ok(backend().accounts_view())
 
 
+@bp.get("/counters")
+def counters() -> Response:
+    """Per account and in total: requests, tasks created, 429s, Retry-After violations, units
+    spent, callbacks delivered and failed."""
+    return ok(backend().counters())
+
+
 @bp.get("/requests")
 def requests_journal() -> Response:
     """The journal of API requests, oldest first (``?limit=N`` keeps the newest N)."""
