@@ -101,8 +101,8 @@ class Dispatcher:
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             while True:
-                queued, leased = self._store.pending()
-                if not leased and (self._stopped or not self._due()):
+                queued, leased, due = self._store.pending()
+                if not leased and (self._stopped or due is None or due > self._backend.now()):
                     return True
                 if queued:
                     self._start()
@@ -113,17 +113,14 @@ class Dispatcher:
 
     def pending(self) -> int:
         """Deliveries queued (due or not) or in flight."""
-        return sum(self._store.pending())
+        queued, leased, _ = self._store.pending()
+        return queued + leased
 
     def records(self, task_id: str | None = None) -> list[dict[str, Any]]:
         """Every attempt so far, oldest first (optionally for one task)."""
         return self._store.attempts(task_id)
 
     # -- the sender thread (call the underscored helpers with the lock held) ---------------
-
-    def _due(self) -> bool:
-        due = self._store.next_due()
-        return due is not None and due <= self._backend.now()
 
     def _start(self) -> None:
         if self._thread is None and not self._stopped:
@@ -144,11 +141,10 @@ class Dispatcher:
             lease = self._store.lease(self._backend.now(), self._hold_s())
             if lease is not None:
                 return lease
-            queued, _ = self._store.pending()
+            queued, _, due = self._store.pending()
             if not queued:
                 break
             scale = self._backend.clock.scale
-            due = self._store.next_due()
             if scale == 0 and not self._store.shared:
                 wait = None  # a manual clock moves only by advance(), which notifies
             elif scale == 0 or due is None:

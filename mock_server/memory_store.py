@@ -421,14 +421,10 @@ class MemoryStore:
             if self._s.epoch == lease.epoch:
                 self._s.leases.pop(lease.token, None)
 
-    def next_due(self) -> float | None:
+    def pending(self) -> tuple[int, int, float | None]:
         with self._lock:
             queue = self._s.queue
-            return queue[0][0] if queue else None
-
-    def pending(self) -> tuple[int, int]:
-        with self._lock:
-            return len(self._s.queue), len(self._s.leases)
+            return len(queue), len(self._s.leases), queue[0][0] if queue else None
 
     def add_attempt(self, record: dict[str, Any], epoch: int, capacity: int) -> None:
         with self._lock:

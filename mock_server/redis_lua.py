@@ -368,15 +368,10 @@ local e = need_epoch() if e then return e end
 if ARGV[3] == E then redis.call('HDEL', P .. 'leases', ARGV[2]) end
 return 1
 """,
-    "next_due": r"""
-local e = need_epoch() if e then return e end
-local head = redis.call('ZRANGE', P .. 'queue', 0, 0, 'WITHSCORES')
-if #head == 0 then return false end
-return head[2]
-""",
     "pending": r"""
 local e = need_epoch() if e then return e end
-return {redis.call('ZCARD', P .. 'queue'), redis.call('HLEN', P .. 'leases')}
+local head = redis.call('ZRANGE', P .. 'queue', 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', P .. 'queue'), redis.call('HLEN', P .. 'leases'), head[2] or false}
 """,
     # ARGV: prefix, record, epoch, capacity
     "add_attempt": r"""

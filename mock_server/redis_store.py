@@ -401,13 +401,9 @@ class RedisStore:
     def release(self, lease: Lease) -> None:
         self._run("release", lease.token, lease.epoch)
 
-    def next_due(self) -> float | None:
-        due = self._run("next_due")
-        return None if due is None else _float(due)
-
-    def pending(self) -> tuple[int, int]:
-        queued, leased = self._run("pending")
-        return int(queued), int(leased)
+    def pending(self) -> tuple[int, int, float | None]:
+        queued, leased, due = self._run("pending")
+        return int(queued), int(leased), None if due is None else _float(due)
 
     def add_attempt(self, record: dict[str, Any], epoch: int, capacity: int) -> None:
         self._run("add_attempt", json.dumps(record, separators=(",", ":")), epoch, capacity)

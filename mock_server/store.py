@@ -274,10 +274,9 @@ class Store(Protocol):
         """The leased delivery was handled."""
         ...
 
-    def next_due(self) -> float | None: ...
-
-    def pending(self) -> tuple[int, int]:
-        """(queued, leased) deliveries."""
+    def pending(self) -> tuple[int, int, float | None]:
+        """(queued, leased) deliveries and the earliest due time, read at once (a sender in
+        another process may lease one between two separate reads)."""
         ...
 
     def add_attempt(self, record: dict[str, Any], epoch: int, capacity: int) -> None:

@@ -146,18 +146,39 @@ def stores(store_kind: str, request: pytest.FixtureRequest) -> Callable[[], Stor
     return made
 
 
+class TwinClient(FlaskClient):
+    """Sends each request to the next of two apps that share one Redis store: two processes
+    serving one mock, as ``kling-mock serve --workers 2 --store redis://...`` runs it (each
+    with its own caches, callback sender and request ids)."""
+
+    twins: tuple[Flask, Flask]
+    turn = 0
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        self.turn += 1
+        self.application = self.twins[self.turn % 2]
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
-def make_app(stores: Callable[[], StoreFactory]) -> Iterator[Callable[..., Flask]]:
-    """Build an isolated mock app; keyword arguments override BASE_CONFIG.
+def make_app(stores: Callable[[], StoreFactory], store_kind: str) -> Iterator[Callable[..., Flask]]:
+    """Build an isolated mock app; keyword arguments override BASE_CONFIG. On the Redis store
+    the app's test client alternates with a twin app on the same store (see TwinClient).
 
     After the test, each app's callback sender is stopped, so none outlives its test.
     """
     built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
-        app = create_app({**BASE_CONFIG, **overrides}, store=stores())
+        factory = stores()
+        app = create_app({**BASE_CONFIG, **overrides}, store=factory)
         app.testing = True
         built.append(app)
+        if store_kind == "redis":
+            twin = create_app({**BASE_CONFIG, **overrides}, store=factory)
+            twin.testing = True
+            built.append(twin)
+            app.test_client_class = type("Twins", (TwinClient,), {"twins": (app, twin)})
         return app
 
     yield build

@@ -149,12 +149,12 @@ def test_an_expired_lease_is_delivered_again(stores: Callable[[], StoreFactory])
     delivery = Delivery(1000.0, 1, _task("1"), 0)
     store.push(delivery)
     first = store.lease(1000.0, hold_s=0.0)  # its sender "dies": the lease runs out at once
-    assert first is not None and store.pending() == (0, 1)
+    assert first is not None and store.pending() == (0, 1, None)
     again = store.lease(1000.0, hold_s=60.0)
     assert again is not None and again.delivery == delivery
     assert store.lease(1000.0, hold_s=60.0) is None  # now held: nobody else gets it
     store.release(again)
-    assert store.pending() == (0, 0)
+    assert store.pending() == (0, 0, None)
 
 
 def test_a_delivery_from_a_past_epoch_is_dropped(stores: Callable[[], StoreFactory]) -> None:
@@ -163,7 +163,7 @@ def test_a_delivery_from_a_past_epoch_is_dropped(stores: Callable[[], StoreFacto
     store.reset(Fresh(ClockState(0.0, store.wall(), 0.0), {}, {"next": 1, "rules": []}, b"k"))
     assert not store.push(Delivery(0.0, 1, _task("1"), 0), epoch=old)
     store.add_attempt({"task_id": "1"}, old, 10)
-    assert store.pending() == (0, 0) and store.attempts() == []
+    assert store.pending() == (0, 0, None) and store.attempts() == []
 
 
 def test_ids_never_repeat() -> None:
