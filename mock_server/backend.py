@@ -11,7 +11,6 @@ version changes), verified tokens, unexpected errors. Network I/O (callbacks) ru
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import random
@@ -33,6 +32,7 @@ from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
 from mock_server.config import RUNTIME_KEYS, Account, MockConfig
 from mock_server.errors import ApiError, ConfigError
+from mock_server.ids import draw_seed, task_id_of
 from mock_server.journal import Journal
 from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
@@ -49,7 +49,6 @@ COUNTERS = (
     "callbacks_failed",
 )
 """The counters of ``GET /__mock/counters`` (with ``units_spent``), per account."""
-ID_LOW, ID_SPAN = 10**17, 9 * 10**17  # task and video ids: 18 digits
 REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
 
 
@@ -67,20 +66,6 @@ def runtime_of(config: MockConfig) -> dict[str, Any]:
     data = {key: getattr(config, key) for key in sorted(RUNTIME_KEYS)}
     loaded: dict[str, Any] = json.loads(json.dumps(data))
     return loaded
-
-
-def _draw_seed(seed: int, stream: str, number: int) -> int:
-    digest = hashlib.blake2b(f"{seed}:{stream}:{number}".encode(), digest_size=16).digest()
-    return int.from_bytes(digest, "big")
-
-
-def task_id_of(seed: int, number: int) -> str:
-    """The id for the ``number``-th id of a seed: a bijection, so no two numbers share one."""
-    factor = _draw_seed(seed, "id-factor", 0) % ID_SPAN | 1
-    while factor % 3 == 0 or factor % 5 == 0:  # coprime to 9 * 10**17 = 2^17 3^2 5^17
-        factor += 2
-    offset = _draw_seed(seed, "id-offset", 0) % ID_SPAN
-    return str(ID_LOW + (factor * number + offset) % ID_SPAN)
 
 
 class Backend:
@@ -174,7 +159,7 @@ class Backend:
     def _draw(self, stream: str) -> random.Random:
         """A generator for the next draw of a seeded stream (the seed plus a shared counter)."""
         number = self.store.take(stream)
-        return random.Random(_draw_seed(self.config.seed, stream, number))
+        return random.Random(draw_seed(self.config.seed, stream, number))
 
     # -- control ---------------------------------------------------------------------------
 
@@ -232,7 +217,7 @@ class Backend:
                 number = self.store.take("requests", REQUEST_BLOCK)
                 end = number + REQUEST_BLOCK
             self._requests = (number + 1, end)
-        bits = _draw_seed(self._initial.seed, "requests", number)
+        bits = draw_seed(self._initial.seed, "requests", number)
         return str(uuid.UUID(int=bits, version=4))
 
     def record_error(self, exc: BaseException) -> None:
@@ -438,7 +423,7 @@ class Backend:
         kind, need = pack_kind(family), slots(family, params)
         outputs = 1 if families()[family].output == "video" else 0
         number = self.store.take("ids", 1 + outputs)  # this task's id and its videos' ids
-        rng = random.Random(_draw_seed(config.seed, "task", number))
+        rng = random.Random(draw_seed(config.seed, "task", number))
         queued, run = draw_timings(
             rng,
             family,

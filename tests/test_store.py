@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from mock_server import Backend
-from mock_server.backend import task_id_of
+from mock_server.ids import task_id_of
 from mock_server.store import ClockState, Delivery, Fresh, Store
 from mock_server.stores import StoreFactory
 from mock_server.tasks import Task
