@@ -77,7 +77,8 @@ def check_request(family: str, body: object) -> dict[str, Any]:
         raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     _check_unicode(body)
     validate(schema_name, body)
-    model = str(body.get("model_name", body.get("model", defaults(schema_name)["model_name"])))
-    params = {**defaults(schema_name), **body, "model_name": model}
+    documented = defaults(schema_name)
+    model = str(body.get("model_name", body.get("model", documented["model_name"])))
+    params = {**documented, **body, "model_name": model}
     params.pop("model", None)
     return params
