@@ -3,12 +3,18 @@
 Rows: a task query and a create (the mock vs a bare Flask app doing the work a minimal real
 handler does: verify the JWT with PyJWT, parse the body, a dict lookup or a list append, an
 envelope), a list page on a mock holding 1k, 10k and 100k tasks, and the Python heap per stored
-task (``bench_mock.memory_per_task``). Every server is a child process on a free 127.0.0.1 port
-running ``mock_server.production`` (gunicorn, ``EnvelopeWorker``, one gthread worker, 16
-threads, keep-alive 5 s); the servers of a row are up together and their wrk runs interleave, so
-a slow spell of a noisy machine hits both sides of a ratio.
+task (``bench_mock.memory_per_task``). Every server is a child process (``served.py``) on a
+free 127.0.0.1 port running ``mock_server.production`` with ``kling-mock serve``'s defaults
+(gunicorn, ``EnvelopeWorker``, one gthread worker, 16 threads, keep-alive 5 s); the servers of a
+row are up together and their wrk runs interleave, so a slow spell of a noisy machine hits both
+sides of a ratio.
 
     .venv/bin/python bench/compare.py [--duration 10] [--runs 3] [--connections 16]
+    .venv/bin/python bench/compare.py --only query create \
+        --mock-variant "2 workers, redis=--workers 2 --store redis://127.0.0.1:6379/0"
+
+``--mock-variant LABEL=FLAGS`` adds a mock started with these ``kling-mock serve`` flags to the
+query and create rows (its ratio is to the mock of one process with the memory store).
 
 Needs ``wrk`` on PATH (``apt-get install -y wrk``); without it only the memory figure prints.
 """
@@ -20,6 +26,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -31,113 +38,28 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 from limits_off import UNLIMITED_SLOTS, unlimited_account
+from served import KEEP_ALIVE_S, PROMPT, T2V, THREADS
 
 from kling_testkit.auth import sign_token
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 
 HERE = Path(__file__).resolve().parent
-T2V = "/v1/videos/text2video"
 PAGE = f"{T2V}?pageNum=1&pageSize=30"
-PROMPT = "a lighthouse in a storm, waves crashing, cinematic light"
-THREADS, KEEP_ALIVE_S = 16, 5
 SERVER = f"gunicorn gthread via mock_server.production (EnvelopeWorker), 1 worker, {THREADS} "
-SERVER += f"threads, keep-alive {KEEP_ALIVE_S} s, quiet"
+SERVER += f"threads, keep-alive {KEEP_ALIVE_S} s, kling-mock serve's timeouts, quiet"
 # How ``kling-mock serve`` is started for every mock row; a variant adds flags to these.
 MOCK_ARGV = ["--host", "127.0.0.1", "--port", "0", "--quiet", "--manual-clock", "--seed", "1"]
 MOCK_ARGV += ["--threads", str(THREADS), "--keep-alive", str(KEEP_ALIVE_S)]
 
 
-# -- the children ----------------------------------------------------------------------------
-
-
-def bare_app() -> Any:
-    """Flask doing what a minimal real handler does: verify the JWT, a dict, an envelope."""
-    import uuid
-
-    import jwt
-    from flask import Flask, abort, jsonify, request
-
-    app = Flask("bare")
-    tasks: list[dict[str, Any]] = []
-    by_id: dict[str, dict[str, Any]] = {}
-
-    def verify() -> None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        try:
-            claims = jwt.decode(
-                token, MOCK_SECRET_KEY, algorithms=["HS256"], options={"require": ["exp"]}
-            )
-        except jwt.InvalidTokenError:
-            abort(401)
-        if scheme != "Bearer" or claims.get("iss") != MOCK_ACCESS_KEY:
-            abort(401)
-
-    def envelope(data: Any) -> Any:
-        return jsonify(code=0, message="SUCCEED", request_id=uuid.uuid4().hex, data=data)
-
-    @app.post(T2V)
-    def create() -> Any:
-        verify()
-        body = request.get_json()
-        now = int(time.time() * 1000)
-        task = {"task_id": str(len(tasks) + 1), "task_status": "submitted", "created_at": now}
-        task.update(updated_at=now, prompt=body["prompt"])
-        tasks.append(task)
-        by_id[task["task_id"]] = task
-        return envelope(task)
-
-    @app.get(f"{T2V}/<task_id>")
-    def query(task_id: str) -> Any:
-        verify()
-        task = by_id.get(task_id)
-        if task is None:
-            abort(404)
-        return envelope(task)
-
-    return app
-
-
-def serve_bare() -> None:
-    """The bare app on ``production.run``, the settings ``kling-mock serve`` gives the mock."""
-    from mock_server import production
-
-    options = production.Options("127.0.0.1", 0, THREADS, KEEP_ALIVE_S, 5, quiet=True)
-
-    def ready(port: int) -> None:
-        print(f"listening on http://127.0.0.1:{port}", flush=True)
-
-    raise SystemExit(production.run(bare_app(), options, ready, lambda: None))
-
-
-def serve_mock(argv: Sequence[str], prefill: int) -> None:
-    """``kling-mock serve argv``, its backend given ``prefill`` tasks before it serves."""
-    from mock_server import cli
-    from mock_server.app import create_app
-
-    def filled(config: Any) -> Any:
-        app = create_app(config)
-        mock = app.extensions["kling_mock"]
-        account = mock.config.accounts[0]
-        for _ in range(prefill):
-            mock.create_task(account, "text2video", {"prompt": PROMPT}, base_url="http://x/")
-        return app
-
-    cli.create_app = filled  # type: ignore[attr-defined]  # the one seam cli.serve has
-    raise SystemExit(cli.main(["serve", *argv]))
-
-
-# -- the parent ------------------------------------------------------------------------------
-
-
 @contextmanager
 def server(child_argv: list[str], timeout_s: float = 600) -> Iterator[str]:
-    """Run ``compare.py --child ...``; yield its base URL once it listens; stop it after."""
+    """Run ``served.py child_argv``; yield its base URL once it listens; stop it after."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", *child_argv], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(HERE / "served.py"), *child_argv], stdout=subprocess.PIPE, text=True
     )
     lines: queue.Queue[str] = queue.Queue()
 
@@ -269,10 +191,15 @@ def measure(row: Row, args: argparse.Namespace) -> dict[str, list[float]]:
         return rates
 
 
-def rows() -> list[Row]:
+def rows(variants: Sequence[str] = ()) -> list[Row]:
+    """The rows; each ``LABEL=FLAGS`` of ``variants`` is one more mock in query and create."""
+    pairs = [("bare", bare()), ("mock", mock())]
+    for variant in variants:
+        label, _, flags = variant.partition("=")
+        pairs.append((label, mock(shlex.split(flags))))
     return [
-        Row("query", query_load, [("bare", bare()), ("mock", mock())], ("mock", "bare")),
-        Row("create", create_load, [("bare", bare()), ("mock", mock())], ("mock", "bare")),
+        Row("query", query_load, pairs, ("mock", "bare")),
+        Row("create", create_load, pairs, ("mock", "bare")),
         Row(
             "list",
             list_load,
@@ -280,6 +207,28 @@ def rows() -> list[Row]:
             ("mock, 100k tasks", "mock, 1k tasks"),
         ),
     ]
+
+
+def table(
+    wanted: list[Row], results: dict[str, dict[str, list[float]]], variants: Sequence[str]
+) -> dict[str, float]:
+    """Print median, min, max and ratios of each row; the ratios that have targets."""
+    ratios: dict[str, float] = {}
+    print(f"\n{'row':7} {'server':28} {'median':>8} {'min':>8} {'max':>8}  ratio (median)")
+    for row in wanted:
+        by_label = results[row.name]
+        for label, rates in by_label.items():
+            note = ""
+            if row.ratio is not None and label == row.ratio[0]:
+                top, bottom = (statistics.median(by_label[k]) for k in row.ratio)
+                ratios[row.name] = top / bottom
+                note = f"{ratios[row.name]:.2f} ({row.ratio[0]} / {row.ratio[1]})"
+            elif any(v.partition("=")[0] == label for v in variants):
+                share = statistics.median(rates) / statistics.median(by_label["mock"])
+                note = f"{share:.2f} ({label} / mock)"
+            low, mid, high = min(rates), statistics.median(rates), max(rates)
+            print(f"{row.name:7} {label:28} {mid:8.0f} {low:8.0f} {high:8.0f}  {note}")
+    return ratios
 
 
 TARGETS = {"query": 0.8, "create": 0.6, "list": 0.8}  # list: flat is ~1.0; flagged under 0.8
@@ -293,11 +242,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--only", nargs="*", help="row names (query create list memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
-    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mock-variant",
+        action="append",
+        default=[],
+        metavar="LABEL=FLAGS",
+        help="one more mock in the query and create rows, with these kling-mock serve flags",
+    )
     args = parser.parse_args()
-    if args.child:
-        serve_bare() if args.child[0] == "bare" else serve_mock(args.child[2:], int(args.child[1]))
-        return
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs (shared with wrk and whatever "
         f"else runs: figures are noisy), wrk -t{args.threads} -c{args.connections} "
@@ -308,8 +260,7 @@ def main() -> None:
         flush=True,
     )
     results: dict[str, dict[str, list[float]]] = {}
-    ratios: dict[str, float] = {}
-    wanted = [r for r in rows() if not args.only or r.name in args.only]
+    wanted = [r for r in rows(args.mock_variant) if not args.only or r.name in args.only]
     if shutil.which("wrk") is None:
         print("wrk is not on PATH: skipping the wrk rows (apt-get install -y wrk)")
         wanted = []
@@ -321,16 +272,7 @@ def main() -> None:
             results[row.name] = measure(row, args)
     finally:
         CONFIG.unlink()
-    print(f"\n{'row':7} {'server':28} {'median':>8} {'min':>8} {'max':>8}  ratio (median)")
-    for row in wanted:
-        for label, rates in results[row.name].items():
-            note = ""
-            if row.ratio is not None and label == row.ratio[0]:
-                top, bottom = (statistics.median(results[row.name][k]) for k in row.ratio)
-                ratios[row.name] = top / bottom
-                note = f"{ratios[row.name]:.2f} ({row.ratio[0]} / {row.ratio[1]})"
-            low, mid, high = min(rates), statistics.median(rates), max(rates)
-            print(f"{row.name:7} {label:28} {mid:8.0f} {low:8.0f} {high:8.0f}  {note}")
+    ratios = table(wanted, results, args.mock_variant)
     memory = None
     if not args.only or "memory" in args.only:
         from bench_mock import memory_per_task
