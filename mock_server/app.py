@@ -32,6 +32,9 @@ _HTTP_ERRORS = {
 
 def _body_of_request() -> dict[str, Any]:
     """The body as the journal keeps it: text, bounded (already read by the view, or now)."""
+    environ = request.environ
+    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return {}  # neither a length nor chunks: HTTP/1.1 says no body (RFC 9112 6.3)
     try:
         raw = request.get_data(cache=True, parse_form_data=False)
     except Exception:  # too large, or the client went away: nothing to keep

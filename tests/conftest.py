@@ -58,6 +58,7 @@ def _forget_contract() -> None:
         document.families,
         document.choices,
         pricing._units,
+        document._defaults,
         validation._validator,
         config_schema.validator,
         config_schema.full_schema,

@@ -542,3 +542,21 @@ def test_every_option_the_contract_allows_has_a_price() -> None:
         for model in models:
             for mode in modes:
                 assert set(durations) <= set(pricing["video"][model][mode]), (model, mode)
+
+
+def test_the_validator_reads_component_refs_as_resources_and_leaves_data_alone() -> None:
+    from kling_testkit.spec.validation import _own_refs, _schema_uri
+
+    node = {
+        "properties": {"a": {"$ref": "#/components/schemas/Prompt", "description": "x"}},
+        "items": [{"$ref": "#/components/parameters/pageNum"}],
+        "const": {"$ref": "#/components/schemas/Prompt"},
+        "enum": [{"$ref": "#/components/schemas/Prompt"}],
+        "default": {"$ref": "#/components/schemas/Prompt"},
+    }
+    rewritten = _own_refs(node)
+    assert rewritten["properties"]["a"] == {"$ref": _schema_uri("Prompt"), "description": "x"}
+    assert rewritten["items"] == node["items"]  # only component schemas have resources
+    for literal in ("const", "enum", "default"):
+        assert rewritten[literal] == node[literal]
+    assert node["properties"]["a"]["$ref"] == "#/components/schemas/Prompt"  # a copy

@@ -73,6 +73,12 @@ def field(request_schema: str, name: str) -> dict[str, Any]:
 
 def defaults(request_schema: str) -> dict[str, Any]:
     """Return the documented default of every field of a request schema that has one."""
+    return dict(_defaults(request_schema))  # a copy: the caller may change it
+
+
+@cache
+def _defaults(request_schema: str) -> dict[str, Any]:
+    """Read once per schema (every create needs them); dropped with the document's caches."""
     out: dict[str, Any] = {}
     for name in schema(request_schema)["properties"]:
         resolved = field(request_schema, name)

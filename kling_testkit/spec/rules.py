@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from kling_testkit.spec.document import defaults, families
+from kling_testkit.spec.document import _defaults, families
 from kling_testkit.spec.images import check_base64_image, image_size
 from kling_testkit.spec.validation import ContractViolation, field_path, json_type, validate
 
@@ -77,7 +77,8 @@ def check_request(family: str, body: object) -> dict[str, Any]:
         raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     _check_unicode(body)
     validate(schema_name, body)
-    model = str(body.get("model_name", body.get("model", defaults(schema_name)["model_name"])))
-    params = {**defaults(schema_name), **body, "model_name": model}
+    documented = _defaults(schema_name)  # read only: copied into params below
+    model = str(body.get("model_name", body.get("model", documented["model_name"])))
+    params = {**documented, **body, "model_name": model}
     params.pop("model", None)
     return params

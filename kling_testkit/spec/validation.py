@@ -61,13 +61,42 @@ def formats() -> FormatChecker:
     return checker
 
 
+_SCHEMA_REF = "#/components/schemas/"
+_LITERALS = frozenset({"const", "default", "enum", "example", "examples"})  # data, not schemas
+
+
+def _schema_uri(name: str) -> str:
+    return f"{SPEC_URI}:schemas:{name}"
+
+
+def _own_refs(node: Any) -> Any:
+    """A copy of ``node`` whose ``#/components/schemas/X`` refs name X's own resource.
+
+    The same schemas, found faster: a ref to a whole resource is a dictionary lookup, while a
+    JSON pointer into the document is walked segment by segment on every request.
+    """
+    if isinstance(node, list):
+        return [_own_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str) and value.startswith(_SCHEMA_REF):
+            out[key] = _schema_uri(value[len(_SCHEMA_REF) :])
+        else:
+            out[key] = value if key in _LITERALS else _own_refs(value)
+    return out
+
+
 @cache
 def _validator(schema_name: str) -> Draft202012Validator:
-    registry: Registry[Any] = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(openapi(), default_specification=DRAFT202012)
-    )
-    ref = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
-    return Draft202012Validator(ref, registry=registry, format_checker=formats())
+    document = openapi()
+    resources = [(SPEC_URI, Resource.from_contents(document, DRAFT202012))]
+    for name, node in document["components"]["schemas"].items():
+        resources.append((_schema_uri(name), DRAFT202012.create_resource(_own_refs(node))))
+    registry: Registry[Any] = Registry().with_resources(resources)
+    root = _own_refs(document["components"]["schemas"][schema_name])
+    return Draft202012Validator(root, registry=registry, format_checker=formats())
 
 
 def field_path(parts: Iterable[str | int]) -> str:
