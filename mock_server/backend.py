@@ -37,7 +37,7 @@ from mock_server.journal import Journal
 from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
 from mock_server.scenarios import SCENARIOS, lookup
-from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
+from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Seen, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
 
 COUNTERS = (
@@ -256,22 +256,19 @@ class Backend:
                 headers=self._retry_after(wait),
             )
 
-    def observe(self, account: Account, method: str, path: str) -> None:
-        """Count an API request of the account, and whether it came before its Retry-After."""
-        self.store.observe(account.name, ("*", f"{method} {path}"), self.now())
+    def seen(self, account: Account, method: str, path: str) -> Seen:
+        """An API request of the account, to count with its journal entry (and whether it
+        came before a Retry-After ran out)."""
+        return account.name, ("*", f"{method} {path}"), self.now()
 
-    def told_to_wait(
-        self, account: Account, method: str, path: str, code: int, seconds: int
-    ) -> None:
-        """A 429 with ``Retry-After: seconds`` went out: a request before then is a violation.
+    def told_to_wait(self, method: str, path: str, code: int, seconds: int) -> tuple[str, float]:
+        """A 429 with ``Retry-After: seconds`` went out: (scope, until) for the journal step.
 
         A request-rate refusal (1302) covers every request of the account; any other covers
         the same method and path (polling other tasks meanwhile is fine)."""
-        self.store.bump(account.name, "rate_limited")
         scale = self.clock.scale
         until = self.now() + seconds * (scale if scale else 1.0)
-        scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
-        self.store.not_before(account.name, scope, until)
+        return ("*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"), until
 
     def counters(self) -> dict[str, Any]:
         """What each account did: requests, tasks, 429s and Retry-After violations, units
