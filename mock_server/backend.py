@@ -50,6 +50,7 @@ COUNTERS = (
 )
 """The counters of ``GET /__mock/counters`` (with ``units_spent``), per account."""
 REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
+ID_BLOCK = 64  # task-id numbers a process reserves at a time
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Backend:
         self._config = self._initial
         self._rules_key: tuple[int, int] = (-1, -1)
         self._rules = RuleSet()
-        self._requests = (0, 0)  # this process's reserved request numbers: next, end
+        # Counter numbers this process holds: counter -> (epoch, next, end).
+        self._blocks: dict[str, tuple[int, int, int]] = {}
         self._tokens = TokenCache()  # verified signatures; the accounts may differ after reset
         self.errors: list[BaseException] = []
         self.journal = Journal(self.store, config.journal_size)
@@ -177,7 +179,7 @@ class Backend:
         with self._lock:
             self._tokens = TokenCache()
             self.errors = []
-            self._requests = (0, 0)
+            self._blocks = {}
         self.callbacks = Dispatcher(self)
 
     def drop(self) -> None:
@@ -210,13 +212,20 @@ class Backend:
         self.callbacks.wake()
         return new
 
-    def request_id(self) -> str:
+    def _reserve(self, counter: str, count: int, block: int) -> int:
+        """``count`` consecutive numbers of a store counter, from a block this process holds
+        (one round trip per block; a block from an epoch that has passed is not used)."""
+        epoch = self._head().epoch
         with self._lock:
-            number, end = self._requests
-            if number >= end:
-                number = self.store.take("requests", REQUEST_BLOCK)
-                end = number + REQUEST_BLOCK
-            self._requests = (number + 1, end)
+            held_epoch, number, end = self._blocks.get(counter, (-1, 0, 0))
+            if held_epoch != epoch or number + count > end:
+                number = self.store.take(counter, block)
+                end = number + block
+            self._blocks[counter] = (epoch, number + count, end)
+        return number
+
+    def request_id(self) -> str:
+        number = self._reserve("requests", 1, REQUEST_BLOCK)
         bits = draw_seed(self._initial.seed, "requests", number)
         return str(uuid.UUID(int=bits, version=4))
 
@@ -419,7 +428,7 @@ class Backend:
         now = self.now()
         kind, need = pack_kind(family), slots(family, params)
         outputs = 1 if families()[family].output == "video" else 0
-        number = self.store.take("ids", 1 + outputs)  # this task's id and its videos' ids
+        number = self._reserve("ids", 1 + outputs, ID_BLOCK)  # the task's id, its videos' ids
         rng = random.Random(draw_seed(config.seed, "task", number))
         queued, run = draw_timings(
             rng,
