@@ -10,11 +10,13 @@ default of ``kling-mock serve``); ``tests/test_serving.py`` checks it over a rea
 from __future__ import annotations
 
 import json
+import selectors
+import socket
+import threading
 import uuid
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
-from werkzeug.serving import make_server as werkzeug_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from kling_testkit.codes import ErrorCode
 
@@ -67,7 +69,73 @@ class QuietRequestHandler(EnvelopeRequestHandler):
     quiet = True
 
 
+class MockServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server that stops at once.
+
+    ``socketserver`` notices ``shutdown()`` only when its poll interval runs out (the
+    in-process mock's session stop waited 50 ms for it); here a byte on a socket pair wakes
+    the loop as soon as it is asked to stop.
+    """
+
+    def __init__(self, host: str, port: int, app: Flask, handler: type[WSGIRequestHandler]):
+        super().__init__(host, port, app, handler)
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until :meth:`shutdown`; ``poll_interval`` only paces ``service_actions``."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_reader, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    ready = selector.select(poll_interval)
+                    if self._stop.is_set():
+                        break
+                    if any(key.fileobj is self for key, _ in ready):
+                        self._accept()
+                    self.service_actions()
+        finally:
+            self._stop.clear()
+            self._stopped.set()
+            self.server_close()
+
+    def _accept(self) -> None:
+        """Take one waiting connection and hand it to a thread (``socketserver``'s steps)."""
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        if not self.verify_request(request, client_address):
+            self.shutdown_request(request)
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+        except BaseException:
+            self.shutdown_request(request)
+            raise
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait until it has returned."""
+        self._stop.set()
+        try:
+            self._wake_writer.send(b"x")
+        except OSError:  # closed already: the loop is not running
+            return
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+
 def make_server(host: str, port: int, app: Flask, *, quiet: bool = False) -> BaseWSGIServer:
     """A threaded server for ``app`` on ``host:port`` (0 picks a free port)."""
-    handler = QuietRequestHandler if quiet else EnvelopeRequestHandler
-    return werkzeug_server(host, port, app, threaded=True, request_handler=handler)
+    return MockServer(host, port, app, QuietRequestHandler if quiet else EnvelopeRequestHandler)
