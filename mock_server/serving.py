@@ -26,13 +26,13 @@ from types import TracebackType
 
 from flask import Flask
 from werkzeug.exceptions import InternalServerError
-from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from kling_testkit.codes import ErrorCode
 
 KEEP_ALIVE_S = 5.0
-"""Seconds a kept-alive connection may sit idle before the server closes it (gunicorn's default
-in ``kling-mock serve``)."""
+"""Seconds a kept-alive connection may sit idle before the server closes it, by default (the
+default of gunicorn in ``kling-mock serve``)."""
 
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -93,7 +93,6 @@ class EnvelopeRequestHandler(WSGIRequestHandler):
     quiet = False  # no access log line per request
     protocol_version = "HTTP/1.1"
     wbufsize = -1  # buffered: the status line, headers and body leave in one packet on flush
-    keep_alive_s = KEEP_ALIVE_S
     server: MockServer
 
     def setup(self) -> None:
@@ -118,9 +117,10 @@ class EnvelopeRequestHandler(WSGIRequestHandler):
         super().handle_one_request()
 
     def _next_request_arrives(self) -> bool:
-        """Wait at most ``keep_alive_s`` on a kept-alive connection for the next request."""
+        """Wait (at most the server's ``keep_alive_s``) on a kept-alive connection for the next
+        request; False when the client or the server closed it, or it sat idle too long."""
         try:
-            self.connection.settimeout(self.keep_alive_s)
+            self.connection.settimeout(self.server.keep_alive_s)
             return bool(self.rfile.peek(1))  # type: ignore[attr-defined]
         except OSError:  # idle too long (TimeoutError), or the server closed it
             return False
@@ -296,8 +296,16 @@ class MockServer(ThreadedWSGIServer):
     the loop as soon as it is asked to stop.
     """
 
-    def __init__(self, host: str, port: int, app: Flask, handler: type[WSGIRequestHandler]):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Flask,
+        handler: type[WSGIRequestHandler],
+        keep_alive_s: float | None = KEEP_ALIVE_S,
+    ) -> None:
         super().__init__(host, port, app, handler)
+        self.keep_alive_s = keep_alive_s  # None: a kept-alive connection may idle for ever
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -384,6 +392,16 @@ def _hang_up(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)
 
 
-def make_server(host: str, port: int, app: Flask, *, quiet: bool = False) -> BaseWSGIServer:
-    """A threaded server for ``app`` on ``host:port`` (0 picks a free port)."""
-    return MockServer(host, port, app, QuietRequestHandler if quiet else EnvelopeRequestHandler)
+def make_server(
+    host: str,
+    port: int,
+    app: Flask,
+    *,
+    quiet: bool = False,
+    keep_alive_s: float | None = KEEP_ALIVE_S,
+) -> MockServer:
+    """A threaded server for ``app`` on ``host:port`` (0 picks a free port) that closes a
+    kept-alive connection after ``keep_alive_s`` idle seconds (None: only when the client does,
+    or at ``server_close``)."""
+    handler = QuietRequestHandler if quiet else EnvelopeRequestHandler
+    return MockServer(host, port, app, handler, keep_alive_s)

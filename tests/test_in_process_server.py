@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
@@ -21,7 +22,7 @@ from kling_testkit.control import MockControl
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
 from kling_testkit.server import InProcessMock
 from mock_server import create_app
-from mock_server.serving import EnvelopeRequestHandler, make_server
+from mock_server.serving import make_server
 from tests.test_serving import (
     test_a_chunked_body_over_the_limit_is_too_large_not_malformed,
     test_a_double_slash_is_an_unknown_path_not_a_redirect,
@@ -214,13 +215,18 @@ def test_a_body_the_app_did_not_read_closes_the_connection() -> None:
         assert reader.closed()
 
 
-def test_an_idle_connection_is_closed(mock: InProcessMock, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(EnvelopeRequestHandler, "keep_alive_s", 0.2)
-    with _connect(mock) as sock:
-        reader = Reader(sock)
-        sock.sendall(_request("/__mock/health"))
-        assert reader.answer()[0] == 200
-        assert reader.closed()  # after 0.2 s of silence, not the socket's 30 s timeout
+def test_an_idle_connection_is_closed() -> None:
+    app = create_app({"clock": "manual"})
+    server = make_server("127.0.0.1", 0, app, quiet=True, keep_alive_s=0.2)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as sock:
+            reader = Reader(sock)
+            sock.sendall(_request("/__mock/health"))
+            assert reader.answer()[0] == 200
+            assert reader.closed()  # after 0.2 s of silence, not the socket's 30 s timeout
+    finally:
+        server.shutdown()
 
 
 def test_the_servers_own_refusal_on_a_kept_connection_is_an_envelope_and_closes_it(
@@ -301,3 +307,23 @@ def test_truncated_sends_the_head_and_part_of_the_body_then_closes(mock: InProce
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"\r\ncontent-length: 4096\r\n" in head.lower() + b"\r\n"
     assert 0 < len(body) < 4096
+
+
+# -- the in-process mock ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"auth_clock": "mock"}, {"clock": "real", "time_scale": 60}],
+)
+def test_clock_info_in_process_is_what_the_control_api_answers(config: dict[str, Any]) -> None:
+    with InProcessMock(config) as mock:
+        control = MockControl(mock.base_url)
+        over_http, here = control.clock.info(), mock.clock_info()
+        assert set(here) == set(over_http)
+        for key in ("mode", "time_scale", "auth_clock"):
+            assert here[key] == over_http[key]
+        if over_http["mode"] == "manual":
+            assert here["now"] == over_http["now"]
+        control.configure(auth_clock="wall" if here["auth_clock"] == "mock" else "mock")
+        assert mock.clock_info()["auth_clock"] == control.clock.info()["auth_clock"]
