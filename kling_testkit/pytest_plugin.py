@@ -166,25 +166,23 @@ class KlingTarget:
         if mock is None:
             return KlingClient(self.base_url, creds, budget=Budget(limit=self.max_units))
         clock = mock.clock
+        now, move = clock.now, clock.advance
         if self.local is not None and mock is self.control:
-            info = self.local.clock_info()  # in this process: no round trip needed
+            # The in-process mock's clock is read and moved here, without a round trip.
+            info = self.local.clock_info()
+            now, move = self.local.now, self.local.advance
         else:
             info = clock.info()  # one call: the clock's mode and which clock checks tokens
-        token_clock = clock.now if info.get("auth_clock") == "mock" else time.time
+        token_clock = now if info.get("auth_clock") == "mock" else time.time
         session = self.session()
         if info["mode"] != "manual":
             return KlingClient(mock.base_url, creds, token_clock=token_clock, session=session)
 
         def advance(seconds: float) -> None:
-            clock.advance(seconds)
+            move(seconds)
 
         return KlingClient(
-            mock.base_url,
-            creds,
-            clock=clock.now,
-            sleep=advance,
-            token_clock=token_clock,
-            session=session,
+            mock.base_url, creds, clock=now, sleep=advance, token_clock=token_clock, session=session
         )
 
     @contextlib.contextmanager

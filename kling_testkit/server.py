@@ -50,6 +50,20 @@ class InProcessMock:
             raise RuntimeError("the mock is not started")
         return f"http://{self._host}:{self._server.server_port}"
 
+    def now(self) -> float:
+        """Mock time, as ``GET /__mock/clock`` gives it, read in this process."""
+        if self.backend is None:
+            raise RuntimeError("the mock is not started")
+        return self.backend.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move mock time forward, as ``POST /__mock/clock/advance`` does; the new time."""
+        if self.backend is None:
+            raise RuntimeError("the mock is not started")
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"seconds must be a finite number >= 0; got {seconds}")
+        return self.backend.advance(float(seconds))
+
     def clock_info(self) -> dict[str, Any]:
         """What ``GET /__mock/clock`` answers, read in this process without a round trip."""
         if self.backend is None:

@@ -327,3 +327,15 @@ def test_clock_info_in_process_is_what_the_control_api_answers(config: dict[str,
             assert here["now"] == over_http["now"]
         control.configure(auth_clock="wall" if here["auth_clock"] == "mock" else "mock")
         assert mock.clock_info()["auth_clock"] == control.clock.info()["auth_clock"]
+
+
+def test_now_and_advance_in_process_are_the_control_apis(mock: InProcessMock) -> None:
+    control = MockControl(mock.base_url)
+    start = control.clock.now()
+    assert mock.now() == start
+    assert mock.advance(90) == start + 90 == control.clock.now()
+    assert control.clock.advance(10) == start + 100 == mock.now()
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="seconds"):
+            mock.advance(bad)
+    assert mock.now() == start + 100
