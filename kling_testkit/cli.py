@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--base-url", required=True, help="the target to compare")
     drift.add_argument("--max-units", type=_units, default=0.0, help="units paid requests may use")
     drift.add_argument("--recorded", metavar="DIR", help="a folder of recorded answers (JSON)")
-    from kling_testkit.load.runner import add_arguments
+    from kling_testkit.load.options import add_arguments
 
     add_arguments(commands.add_parser("load", help="run a Locust load scenario headless"))
     return parser

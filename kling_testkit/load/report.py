@@ -123,7 +123,8 @@ class Results:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Limits a run must stay within (None: not checked)."""
+    """Limits a run must stay within (None: not checked). The fail ratio holds for requests,
+    jobs and callbacks, each as a share of its own count."""
 
     max_fail_ratio: float | None = 0.0
     max_p95_ms: float | None = None
@@ -137,11 +138,15 @@ def broken(results: Results, limits: Thresholds) -> list[str]:
         found.append("no request was made")
     if results.exceptions:
         found.append(f"the locustfile raised {results.exceptions} exception(s) (see above)")
-    if limits.max_fail_ratio is not None and results.fail_ratio > limits.max_fail_ratio:
-        found.append(
-            f"--max-fail-ratio: {results.failure_count} of {results.request_count} requests "
-            f"failed ({results.fail_ratio:.4f} > {limits.max_fail_ratio:g})"
-        )
+    if limits.max_fail_ratio is not None:
+        kinds = (("requests", results.requests), ("jobs", results.jobs))
+        for kind, entries in (*kinds, ("callbacks", results.callbacks)):
+            count, failures = sum(e.count for e in entries), sum(e.failures for e in entries)
+            if count and failures / count > limits.max_fail_ratio:
+                found.append(
+                    f"--max-fail-ratio: {failures} of {count} {kind} failed "
+                    f"({failures / count:.4f} > {limits.max_fail_ratio:g})"
+                )
     p95 = percentile(results.requests, 0.95)
     if limits.max_p95_ms is not None and p95 is not None and p95 > limits.max_p95_ms:
         found.append(f"--max-p95: request p95 {p95:g} ms > {limits.max_p95_ms:g} ms")

@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 from kling_testkit.credentials import Credentials
 from kling_testkit.load import cpu, report
@@ -31,8 +31,6 @@ from kling_testkit.load.target import (
     read_counters,
 )
 
-SCENARIOS = ("lifecycle", "burst", "callbacks", "mixed")
-SHAPES = ("ramp", "spike", "step")
 MOCK_URL_VAR = "KLING_MOCK_URL"  # load_tests.counters reads it
 MAX_UNITS_VAR = "KLING_LOAD_MAX_UNITS"  # load_tests.base reads it
 SHUTDOWN_GRACE_S = 60.0  # beyond --duration: start-up, waiting for workers, writing reports
@@ -93,57 +91,86 @@ def _exceptions(csv_prefix: str) -> int:
         return sum(int(row.get("Count") or 0) for row in csv.DictReader(handle))
 
 
+class Refused(Exception):
+    """The run cannot start as asked; the message says why and what to do."""
+
+
+@dataclass
+class Target:
+    """Where the users send their requests, and the mock whose counters the run reads."""
+
+    host: str
+    mock_url: str | None
+    line: str
+
+
+def _locustfiles(args: argparse.Namespace) -> list[Path]:
+    named = args.locustfile.split(",") if args.locustfile else [scenario_file(args.scenario)]
+    files = [Path(f) for f in named] + ([scenario_file(args.shape, "shapes")] if args.shape else [])
+    for path in files:
+        if not path.is_file():
+            raise Refused(f"no locustfile {path}")
+    if importlib.util.find_spec("locust") is None:
+        raise Refused("Locust is not installed: pip install 'kling-testkit[load]'")
+    return files
+
+
+def _target(args: argparse.Namespace, stack: ExitStack, sampler: cpu.CpuSampler | None) -> Target:
+    """Start the run's mock (no --host), or check that the host or --mock-url is a mock."""
+    if args.host is None:
+        config = mock_config(args.scenario, args.seed, Credentials.mock_default())
+        mock = StartedMock({**config, **args.mock_config}, args.time_scale)
+        stack.callback(mock.stop)
+        if sampler:
+            sampler.watch("mock", mock.pid)
+        scale = f"clock x{args.time_scale:g}"
+        return Target(
+            mock.url, mock.url, f"target: {mock.url} (a mock started for this run, {scale})"
+        )
+    host = args.host.rstrip("/")
+    mock_url = (args.mock_url or host).rstrip("/")
+    if is_mock(mock_url):
+        return Target(
+            host, mock_url, f"target: {host}" + (f" (mock {mock_url})" if args.mock_url else "")
+        )
+    if args.max_units is None:
+        raise Refused(
+            f"{mock_url} is not a mock (no /__mock/health): load against the real API costs "
+            "money; give a unit budget with --max-units N to run anyway (or --mock-url URL, the "
+            "mock your service calls)"
+        )
+    return Target(host, None, f"target: {host} (not a mock)")
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``load`` subcommand; its exit code."""
-    locustfile = Path(args.locustfile) if args.locustfile else scenario_file(args.scenario)
-    if not locustfile.exists():
-        print(f"kling-testkit load: no locustfile {locustfile}", file=sys.stderr)
-        return 2
-    files = [str(locustfile)] + ([str(scenario_file(args.shape, "shapes"))] if args.shape else [])
-    env = dict(os.environ)
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="kling-load-") as tmp:
         sampler = cpu.CpuSampler() if cpu.CpuSampler.available() else None
-        setup: list[str] = []
-        if args.host is None:
-            credentials = Credentials.mock_default()
-            config = mock_config(args.scenario, args.seed, credentials)
-            config.update(args.mock_config)
-            mock = StartedMock(config, args.time_scale)
-            stack.callback(mock.stop)
-            host = mock_url = mock.url
-            if sampler:
-                sampler.watch("mock", mock.pid)
-            scale = f"clock x{args.time_scale:g}"
-            setup.append(f"target: {host} (a mock started for this run, {scale})")
-        else:
-            host = args.host.rstrip("/")
-            mock_url = (args.mock_url or host).rstrip("/")
-            if not is_mock(mock_url):
-                if args.max_units is None:
-                    print(
-                        f"kling-testkit load: {mock_url} is not a mock (no /__mock/health): "
-                        "load against the real API costs money; give a unit budget with "
-                        "--max-units N to run anyway (or --mock-url for the mock your service "
-                        "calls)",
-                        file=sys.stderr,
-                    )
-                    return 2
-                mock_url = None
-            setup.append(f"target: {host}" + (f" (mock {mock_url})" if mock_url else ""))
-        if mock_url:
-            env[MOCK_URL_VAR] = mock_url
+        try:
+            files = _locustfiles(args)
+            target = _target(args, stack, sampler)
+        except Refused as refusal:
+            print(f"kling-testkit load: {refusal}", file=sys.stderr)
+            return 2
+        env = dict(os.environ)
+        setup = [target.line]
+        if target.mock_url:
+            env[MOCK_URL_VAR] = target.mock_url
         if args.max_units is not None:
             env[MAX_UNITS_VAR] = f"{args.max_units / max(1, args.processes):f}"
-            setup.append(f"unit budget: {args.max_units:g} (enforced by load_tests.KlingUser)")
+            setup.append(f"unit budget: {args.max_units:g} (kept by load_tests' KlingUser)")
         processes = f"1 master and {args.processes} workers" if args.processes else "1 process"
+        shown = ", ".join(map(str, files))
+        setup.append(f"locustfile: {shown}")
         setup.append(
-            f"locustfile: {', '.join(files)}; {args.users} users at {args.spawn_rate:g}/s "
-            f"for {args.duration:g} s; {processes}"
+            f"{args.users} users at {args.spawn_rate:g}/s for {args.duration:g} s; {processes}"
         )
-        before = read_counters(mock_url) if mock_url else None
-        main, workers = locust_commands(args, ",".join(files), host, Path(tmp))
-        procs = [subprocess.Popen(main, env=env, stdin=subprocess.DEVNULL)]
-        procs += [subprocess.Popen(w, env=env, stdin=subprocess.DEVNULL) for w in workers]
+        before = read_counters(target.mock_url) if target.mock_url else None
+        main, workers = locust_commands(args, ",".join(map(str, files)), target.host, Path(tmp))
+        procs = [
+            subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+            for command in [main, *workers]
+        ]
         for proc in procs:
             stack.callback(_stop, proc)
         if sampler:
@@ -159,16 +186,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"kling-testkit load: Locust {said} (see above)", file=sys.stderr)
             return 2
         entries = report.read_entries(stats)
-        # The locustfile's own reading, taken when its users stopped, if it made one (a later
-        # one would count callbacks the mock retried after the receivers were gone).
+        # The locustfile's own reading, taken when its users stopped, when it made one: a later
+        # one would count the callbacks the mock retried after the receivers had gone.
         counters = report.mock_counters(entries) or None
-        if before is not None and (counters is None or set(COUNTERS) - set(counters)):
-            counters = counter_changes(before, read_counters(cast(str, mock_url)))
+        if target.mock_url and before is not None and set(COUNTERS) - set(counters or {}):
+            counters = counter_changes(before, read_counters(target.mock_url))
         results = report.Results.from_entries(entries, counters)
         results.exceptions = _exceptions(args.csv)
-        summary = report.Summary(
-            args.scenario or str(locustfile), setup, reports=[f"{args.csv}_stats.csv", args.html]
-        )
+        summary = report.Summary(args.scenario or args.locustfile, setup)
+        summary.reports += [f"{args.csv}_stats.csv", args.html]
         summary.notes += cpu.describe(usages) if sampler else ["cpu: not measured (no psutil)"]
         if args.scenario == "burst" and args.processes > 1:
             summary.notes.append(
@@ -197,106 +223,3 @@ def _wait(procs: list[subprocess.Popen[bytes]], timeout: float) -> int | None:
 
 def _thresholds(args: argparse.Namespace) -> report.Thresholds:
     return report.Thresholds(args.max_fail_ratio, args.max_p95, args.max_job_p95)
-
-
-def duration(text: str) -> float:
-    """``30s``, ``2m``, ``1h``, ``1m30s`` or plain seconds."""
-    units = {"h": 3600, "m": 60, "s": 1}
-    total, number = 0.0, ""
-    for char in text.strip():
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in units and number:
-            total, number = total + float(number) * units[char], ""
-        else:
-            raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 2m, 1m30s)")
-    total += float(number) if number else 0.0
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"a duration must be positive; got {text!r}")
-    return total
-
-
-def _json_file(text: str) -> dict[str, Any]:
-    import json
-
-    try:
-        found = json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise argparse.ArgumentTypeError(f"cannot read {text}: {error}") from error
-    if not isinstance(found, dict):
-        raise argparse.ArgumentTypeError(f"{text} must hold a JSON object")
-    return found
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number; got {text}")
-        return value
-
-    return parse
-
-
-def _at_least_zero(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``load`` subcommand's options."""
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--scenario", choices=SCENARIOS, help="a scenario of load_tests")
-    what.add_argument("-f", "--locustfile", help="your own locustfile")
-    parser.add_argument("-u", "--users", type=_positive(int), default=10, help="peak users")
-    parser.add_argument(
-        "-r", "--spawn-rate", type=_positive(float), default=5.0, help="users started a second"
-    )
-    parser.add_argument(
-        "-t", "--duration", type=duration, default=30.0, help="run time: 30s, 2m ... (30s)"
-    )
-    parser.add_argument("--host", help="target (default: a mock started for the run)")
-    parser.add_argument(
-        "--mock-url", help="the mock your service calls, when --host is your service"
-    )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=0,
-        metavar="K",
-        help="Locust's distributed mode: a master and K workers on this machine",
-    )
-    parser.add_argument("--csv", default="kling-load", metavar="PREFIX", help="CSV reports")
-    parser.add_argument("--html", default="kling-load.html", metavar="FILE", help="HTML report")
-    parser.add_argument(
-        "--max-fail-ratio",
-        type=_at_least_zero,
-        default=0.0,
-        metavar="R",
-        help="failed requests / requests allowed (default 0: any failure fails the run)",
-    )
-    parser.add_argument("--max-p95", type=_at_least_zero, metavar="MS", help="request p95")
-    parser.add_argument(
-        "--max-job-p95", type=_at_least_zero, metavar="SECONDS", help="job completion p95"
-    )
-    parser.add_argument(
-        "--max-units",
-        type=_at_least_zero,
-        metavar="N",
-        help="unit budget; needed for a host that is not a mock",
-    )
-    parser.add_argument(
-        "--time-scale", type=_positive(float), default=60.0, help="clock of the runner's mock"
-    )
-    parser.add_argument("--seed", type=int, default=7, help="seed of the runner's mock")
-    parser.add_argument("--shape", choices=SHAPES, help="a load shape of load_tests/shapes")
-    parser.add_argument(
-        "--mock-config",
-        type=_json_file,
-        default={},
-        metavar="FILE",
-        help="JSON fields laid over the runner's mock config",
-    )
-    parser.add_argument("locust_args", nargs="*", help="after --: more Locust options")
