@@ -1,11 +1,14 @@
-"""Whose limit did a load run measure? CPU use of the mock and the load generators.
+"""Whose limit did a load run measure? How busy the mock and the load generators were.
 
 A Python process runs its Python code on one core at a time (a gunicorn ``gthread`` worker, a
-Locust process), so a process that uses nearly a whole core is the bottleneck of the run:
-figures measured past that point are its limit, not the system under test's. The sampler reads
-each watched process and its children once a second (psutil) and takes, per label, the busiest
-process of each sample; a label whose median sample is at least ``SATURATED`` of a core is
-reported as saturated. The median ignores start-up (imports) and the last, partial second.
+Locust process), so a process that wants a whole core is the bottleneck of the run: figures
+measured past that point are its limit, not the system under test's. What a process wants is
+read, on Linux, as the time its threads spent on a core or queued for one (``schedstat``): on a
+busy machine a process may be granted less than a core and still be the bottleneck. Elsewhere
+it is its CPU time (psutil). The sampler reads each watched process and its children once a
+second and takes, per label, the busiest process of each sample; a label whose median sample
+is at least ``SATURATED`` of a core is reported as saturated (the median ignores start-up and
+the last, partial second).
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+SCHEDSTAT = Path("/proc/self/schedstat").exists()
 
 SATURATED = 0.9
 """Share of one core above which a process is taken to be the bottleneck."""
@@ -22,7 +28,7 @@ SATURATED = 0.9
 
 @dataclass(frozen=True)
 class Usage:
-    """How busy the busiest process under one label was, as shares of one core."""
+    """How busy the busiest process under one label was, in cores (1.0: one whole core)."""
 
     label: str
     median: float
@@ -82,19 +88,30 @@ class CpuSampler:
                 busiest: float | None = None
                 for process in _trees(psutil, roots):
                     try:
-                        times = process.cpu_times()
-                    except psutil.Error:
+                        used = _busy_seconds(process)
+                    except (OSError, ValueError, psutil.Error):
                         continue
-                    used = times.user + times.system
                     last = previous.get(process.pid)
                     previous[process.pid] = (now, used)
                     if last is not None and now > last[0]:
-                        share = (used - last[1]) / (now - last[0])
+                        share = max(0.0, used - last[1]) / (now - last[0])
                         busiest = share if busiest is None else max(busiest, share)
                 if busiest is not None:
                     self._samples.setdefault(label, []).append(busiest)
             if self._stop.wait(self.interval):
                 return
+
+
+def _busy_seconds(process: Any) -> float:
+    """Seconds the process's threads spent on a core or queued for one (else CPU time)."""
+    if SCHEDSTAT:
+        total = 0
+        for stat in Path(f"/proc/{process.pid}/task").glob("*/schedstat"):
+            on_core, queued = stat.read_text().split()[:2]
+            total += int(on_core) + int(queued)
+        return total / 1e9
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _trees(psutil: Any, roots: list[int]) -> list[Any]:
@@ -113,7 +130,7 @@ def describe(usages: list[Usage]) -> list[str]:
     if not usages:
         return []
     shown = ", ".join(f"{u.label} {u.median:.0%} (peak {u.peak:.0%})" for u in usages)
-    lines = [f"cpu (median of 1 s samples, share of one core): {shown}"]
+    lines = [f"cpu demand (on a core or queued for one; median of 1 s samples): {shown}"]
     for usage in usages:
         if usage.saturated:
             whose = (

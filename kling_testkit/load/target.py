@@ -85,8 +85,12 @@ class StartedMock:
         self.output: list[str] = []
         self._ready = threading.Event()
         self.url = ""
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(stream,), daemon=True)
+            for stream in (self.proc.stdout, self.proc.stderr)
+        ]
+        for pump in self._pumps:
+            pump.start()
         if not self._ready.wait(timeout) or not self.url:
             self.stop()
             shown = "\n".join(self.output[-20:])
@@ -116,6 +120,11 @@ class StartedMock:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        for pump in self._pumps:
+            pump.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         self._folder.cleanup()
         return self.proc.returncode
 
