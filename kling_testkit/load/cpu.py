@@ -1,34 +1,33 @@
-"""Whose limit did a load run measure? How busy the mock and the load generators were.
+"""Whose limit did a load run measure? CPU use of the mock, the load generators, the machine.
 
 A Python process runs its Python code on one core at a time (a gunicorn ``gthread`` worker, a
-Locust process), so a process that wants a whole core is the bottleneck of the run: figures
-measured past that point are its limit, not the system under test's. What a process wants is
-read, on Linux, as the time its threads spent on a core or queued for one (``schedstat``): on a
-busy machine a process may be granted less than a core and still be the bottleneck. Elsewhere
-it is its CPU time (psutil). The sampler reads each watched process and its children once a
-second and takes, per label, the busiest process of each sample; a label whose median sample
-is at least ``SATURATED`` of a core is reported as saturated (the median ignores start-up and
-the last, partial second).
+Locust process), so a process that uses nearly a whole core is the bottleneck of the run:
+figures measured past that point are its limit, not the system under test's. And when the
+machine's cores are all busy, the mock and Locust compete for them: the figures are the
+machine's limit. The sampler reads each watched process and its children (psutil) and the
+whole machine once a second; a label whose busiest process's median sample is at least
+``SATURATED`` of a core, or a machine whose median sample is at least ``SATURATED`` of all its
+cores, is reported as saturated (the median ignores start-up and the last, partial second).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-SCHEDSTAT = Path("/proc/self/schedstat").exists()
-
 SATURATED = 0.9
-"""Share of one core above which a process is taken to be the bottleneck."""
+"""Share of one core (or of all the machine's) above which it is taken to be the bottleneck."""
+MACHINE = "machine"
 
 
 @dataclass(frozen=True)
 class Usage:
-    """How busy the busiest process under one label was, in cores (1.0: one whole core)."""
+    """How busy one label was: its busiest process in cores (1.0: one whole core), or for the
+    machine the share of all its cores."""
 
     label: str
     median: float
@@ -41,7 +40,7 @@ class Usage:
 
 
 class CpuSampler:
-    """Samples the CPU time of labelled process trees on a thread, until :meth:`stop`."""
+    """Samples the CPU time of labelled process trees and of the machine, until :meth:`stop`."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
@@ -67,12 +66,12 @@ class CpuSampler:
         return self
 
     def stop(self) -> list[Usage]:
-        """Stop sampling; the usage of each label, in the order they were watched."""
+        """Stop sampling; the usage of each label in the order watched, then the machine's."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         found = []
-        for label in self._roots:
+        for label in [*self._roots, MACHINE]:
             values = self._samples.get(label, [])
             if values:
                 found.append(Usage(label, statistics.median(values), max(values), len(values)))
@@ -82,15 +81,18 @@ class CpuSampler:
         import psutil
 
         previous: dict[int, tuple[float, float]] = {}  # pid -> (wall, cpu seconds)
-        while True:
+        psutil.cpu_percent()  # starts the machine's count
+        while not self._stop.wait(self.interval):
             now = time.monotonic()
+            self._samples.setdefault(MACHINE, []).append(psutil.cpu_percent() / 100)
             for label, roots in self._roots.items():
                 busiest: float | None = None
                 for process in _trees(psutil, roots):
                     try:
-                        used = _busy_seconds(process)
-                    except (OSError, ValueError, psutil.Error):
+                        times = process.cpu_times()
+                    except psutil.Error:
                         continue
+                    used = times.user + times.system
                     last = previous.get(process.pid)
                     previous[process.pid] = (now, used)
                     if last is not None and now > last[0]:
@@ -98,20 +100,6 @@ class CpuSampler:
                         busiest = share if busiest is None else max(busiest, share)
                 if busiest is not None:
                     self._samples.setdefault(label, []).append(busiest)
-            if self._stop.wait(self.interval):
-                return
-
-
-def _busy_seconds(process: Any) -> float:
-    """Seconds the process's threads spent on a core or queued for one (else CPU time)."""
-    if SCHEDSTAT:
-        total = 0
-        for stat in Path(f"/proc/{process.pid}/task").glob("*/schedstat"):
-            on_core, queued = stat.read_text().split()[:2]
-            total += int(on_core) + int(queued)
-        return total / 1e9
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def _trees(psutil: Any, roots: list[int]) -> list[Any]:
@@ -126,17 +114,23 @@ def _trees(psutil: Any, roots: list[int]) -> list[Any]:
 
 
 def describe(usages: list[Usage]) -> list[str]:
-    """A line of CPU figures, and a warning per saturated process."""
+    """A line of CPU figures, and a warning per saturated process or machine."""
+    processes = [u for u in usages if u.label != MACHINE]
     if not usages:
         return []
-    shown = ", ".join(f"{u.label} {u.median:.0%} (peak {u.peak:.0%})" for u in usages)
-    lines = [f"cpu demand (on a core or queued for one; median of 1 s samples): {shown}"]
+    shown = [f"{u.label} {u.median:.0%} of a core (peak {u.peak:.0%})" for u in processes]
+    shown += [
+        f"{u.label} {u.median:.0%} of {os.cpu_count()} cores" for u in usages if u not in processes
+    ]
+    lines = [f"cpu (median of 1 s samples): {', '.join(shown)}"]
     for usage in usages:
-        if usage.saturated:
-            whose = (
-                "the mock was the bottleneck: these figures are the mock's limit"
-                if usage.label == "mock"
-                else "the load generator was the bottleneck: add --processes"
-            )
-            lines.append(f"WARNING: {usage.label} saturated a core ({usage.median:.0%}): {whose}")
+        if not usage.saturated:
+            continue
+        if usage.label == MACHINE:
+            whose = "the mock and Locust competed for cores: these figures are this machine's limit"
+        elif usage.label == "mock":
+            whose = "the mock was the bottleneck: these figures are the mock's limit"
+        else:
+            whose = "the load generator was the bottleneck: add --processes"
+        lines.append(f"WARNING: {usage.label} saturated ({usage.median:.0%}): {whose}")
     return lines
