@@ -192,20 +192,22 @@ class KlingUser(HttpUser):
             self.pause(interval)
             answer = self.call("GET", f"{path}/{task_id}", name=f"{path}/[task_id]")
             job.polled()
+            error = None
             if answer.ok and answer.data["task_status"] in TERMINAL:
                 cost = self._costs.pop(task_id, Decimal(0))
-                if answer.data["task_status"] == FAILED:
-                    if (budget := process_budget()) is not None:
-                        budget.refund(cost)
-                    job.done(f"task failed: {answer.data.get('task_status_msg', '')[:120]}")
-                    return None
-                job.done()
-                return dict(answer.data)
-            if 400 <= answer.status < 500 and not answer.limited:
-                job.done(f"poll refused: {answer.describe()}")
-                return None
-            if time.monotonic() > deadline:
-                job.done(f"no end within {self.job_timeout:g} s")
+                if answer.data["task_status"] != FAILED:
+                    job.done()
+                    return dict(answer.data)
+                if (budget := process_budget()) is not None:
+                    budget.refund(cost)  # a failed task is not charged
+                error = f"task failed: {str(answer.data.get('task_status_msg'))[:120]}"
+            elif 400 <= answer.status < 500 and not answer.limited:
+                error = f"poll refused: {answer.describe()}"
+            elif time.monotonic() > deadline:
+                error = f"no end within {self.job_timeout:g} s"
+            if error is not None:  # a task that may still be charged keeps its units spent
+                self._costs.pop(task_id, None)
+                job.done(error)
                 return None
             interval = min(interval * 2, self.max_poll_interval)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from decimal import Decimal
 from typing import Any
 
 import gevent
@@ -25,19 +24,10 @@ from locust.event import Events
 from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
-from kling_testkit.load.target import control_headers
+from kling_testkit.load.target import control_headers, counter_changes
 
 MOCK_URL_VAR = "KLING_MOCK_URL"
 MOCK = "MOCK"
-SHOWN = (
-    "tasks_created",
-    "rate_limited",
-    "retry_after_violations",
-    "units_spent",
-    "callbacks_delivered",
-    "callbacks_failed",
-    "requests",
-)
 
 log = logging.getLogger(__name__)
 _installed: list[Events] = []
@@ -73,14 +63,6 @@ def read_totals(url: str) -> dict[str, Any] | None:
     return totals
 
 
-def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
-    """What each counter gained (units as a decimal string)."""
-    return {
-        name: str(Decimal(str(after.get(name, 0))) - Decimal(str(before.get(name, 0))))
-        for name in SHOWN
-    }
-
-
 def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
@@ -101,7 +83,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     if after is None:
         log.warning("the mock at %s did not answer its counters at the end", url)
         return
-    for name, value in difference(before, after).items():
+    for name, value in counter_changes(before, after).items():
         # One reading per counter: an entry of its own, outside the aggregated request row.
         environment.stats.get(f"{name} = {value}", MOCK).log(0, 0)
     if getattr(environment.parsed_options, "csv_prefix", None):
