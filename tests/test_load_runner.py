@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,19 @@ def test_a_step_shape_drives_the_user_count_and_ends_the_run(tmp_path: Path) -> 
         users = [int(r["User Count"]) for r in csv.DictReader(handle) if r["Name"] == "Aggregated"]
     assert {2, 4, 6} <= set(users), users
     assert users.index(2) < users.index(4) < users.index(6)
+
+
+def test_the_readme_locustfile_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"```python\n(from locust import task\n.*?class Storyboard.*?)```", readme, re.S
+    )
+    assert block is not None
+    (tmp_path / "storyboard.py").write_text(block.group(1), encoding="utf-8")
+    run = load(tmp_path, "-f", str(tmp_path / "storyboard.py"), "-u", "2", "-r", "2", "-t", "4s")
+    assert run.code == 0, run
+    assert int(run.row("JOB", "scene job")["Request Count"]) > 0
+    assert run.row("MOCK", f"tasks_created = {run.number('tasks created')}")
 
 
 SHAPE_TICKS = """

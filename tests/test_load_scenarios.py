@@ -149,3 +149,9 @@ def test_mixed_sends_several_families_and_modes(tmp_path: Path) -> None:
     jobs = run.named("JOB")
     assert "images job" in jobs and "text2video std job" in jobs, sorted(jobs)
     assert float(jobs["images job"]["50%"]) < float(jobs["text2video std job"]["50%"])
+
+
+def test_a_locustfile_that_raises_fails_the_run(tmp_path: Path) -> None:
+    run = load(tmp_path, "-f", str(LOCUSTFILES / "raises.py"), "-u", "2", "-r", "2", "-t", "3s")
+    assert run.code == 1, run
+    assert re.search(r"THRESHOLD FAILED the locustfile raised \d+ exception", run.out), run
