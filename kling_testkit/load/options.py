@@ -48,6 +48,13 @@ def _positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be 0 (one process) to 64 workers; got {text}")
+    return value
+
+
 def _at_least_zero(text: str) -> float:
     value = float(text)
     if not 0 <= value < float("inf"):
@@ -73,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=_workers,
         default=0,
         metavar="K",
         help="Locust's distributed mode: a master and K workers on this machine",
@@ -85,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_at_least_zero,
         default=0.0,
         metavar="R",
-        help="failed requests / requests allowed (default 0: any failure fails the run)",
+        help="failed / all, for requests, jobs and callbacks each (default 0: any failure fails)",
     )
     parser.add_argument("--max-p95", type=_at_least_zero, metavar="MS", help="request p95")
     parser.add_argument(
