@@ -5,6 +5,9 @@
   and prints a one-screen summary; exit 0 only when the contract holds.
 - ``kling-testkit drift --base-url URL [--max-units N] [--recorded DIR]`` sends the same requests
   to a fresh in-process mock and to the target and prints where their answers' shapes differ.
+- ``kling-testkit load (--scenario NAME | -f LOCUSTFILE) --users N --spawn-rate R --duration D``
+  runs a Locust scenario headless (Locust in processes of its own: it is never imported here)
+  and prints a summary; exit 1 when a threshold is broken.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--base-url", required=True, help="the target to compare")
     drift.add_argument("--max-units", type=_units, default=0.0, help="units paid requests may use")
     drift.add_argument("--recorded", metavar="DIR", help="a folder of recorded answers (JSON)")
+    from kling_testkit.load.options import add_arguments
+
+    add_arguments(commands.add_parser("load", help="run a Locust load scenario headless"))
     return parser
 
 
@@ -121,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "contract":
         return contract(args)
+    if args.command == "load":
+        from kling_testkit.load.runner import run
+
+        return run(args)
     from kling_testkit.drift import run_drift
 
     return run_drift(args.base_url, args.max_units, args.recorded)

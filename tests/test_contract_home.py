@@ -116,7 +116,7 @@ _NOT_SCANNED = {
 def test_no_module_spells_a_task_status_of_its_own() -> None:
     statuses = set(schema("TaskStatus")["enum"])
     found = []
-    for package in ("mock_server", "kling_testkit", "contract_tests"):
+    for package in ("mock_server", "kling_testkit", "contract_tests", "load_tests"):
         for path in sorted((ROOT / package).rglob("*.py")):
             name = path.relative_to(ROOT).as_posix()
             if name in _NOT_SCANNED:

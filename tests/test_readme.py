@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -48,3 +49,24 @@ def test_every_fixture_is_in_the_table() -> None:
 def test_every_scenario_is_documented() -> None:
     for name in SCENARIOS:
         assert f"| `{name}` |" in README
+
+
+def test_every_load_scenario_shape_and_runner_flag_is_documented() -> None:
+    from kling_testkit.cli import _parser
+    from kling_testkit.load.options import SCENARIOS, SHAPES
+
+    section = README[README.index("## Load testing") : README.index("## Development")]
+    for name in SCENARIOS:
+        assert f"| `{name}` |" in section, name
+        assert (ROOT / "load_tests" / f"{name}.py").is_file()
+    for name in SHAPES:
+        assert f"`--shape {name}`" in section, name
+        assert (ROOT / "load_tests" / "shapes" / f"{name}.py").is_file()
+    load = next(
+        action.choices["load"]
+        for action in _parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    for action in load._actions:
+        for flag in action.option_strings:
+            assert flag in ("-h", "--help") or f"`{flag}" in section, flag

@@ -1,0 +1,1 @@
+"""A tiny service that calls Kling (the mock) with kling_testkit's client and takes callbacks."""
