@@ -199,8 +199,9 @@ def test_a_process_that_uses_a_whole_core_is_reported_saturated() -> None:
         for proc in (busy, idle):
             proc.kill()
             proc.wait(timeout=10)
-    assert usage["busy"].median > 0.5 and usage["idle"].median < 0.1, usage
-    # A core of its own when one is free; on a machine busy with other tests, the machine.
+    assert usage["busy"].median > usage["idle"].median and usage["idle"].median < 0.1, usage
+    # A core of its own when one is free; on a machine busy with other work, the machine (the
+    # busy loop may then get a third of a core: that machine is what limits a run there).
     assert usage["busy"].saturated or usage["machine"].saturated, usage
     warnings = [line for line in describe(list(usage.values())) if line.startswith("WARNING")]
     assert warnings and not [w for w in warnings if "idle" in w], warnings
