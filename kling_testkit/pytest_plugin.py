@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import requests
+
     from kling_testkit.client import KlingClient
     from kling_testkit.control import MockControl
     from kling_testkit.credentials import Credentials
@@ -93,6 +95,11 @@ class KlingTarget:
 
     On a shared mock (``--kling-base-url`` to a ``kling-mock serve``) every fresh state is a
     namespace of its own, so tests, xdist workers and CI jobs never see each other's state.
+
+    For the in-process mock, every client and control handle it makes talks through one pool
+    of kept-alive connections (each still has a ``requests.Session`` of its own: headers,
+    cookies and auth set in one test stay there), and none reads proxies or ``.netrc`` from
+    the environment: the mock is in this process, on loopback, and a proxy must not see it.
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class KlingTarget:
         self.token = token
         self.max_units = max_units
         self.credentials = credentials or _mock_credentials()
+        self._pool: requests.adapters.HTTPAdapter | None = None
 
     @property
     def is_mock(self) -> bool:
@@ -123,6 +131,23 @@ class KlingTarget:
 
     def errors(self) -> list[BaseException]:
         return [] if self.local is None else self.local.errors()
+
+    def session(self) -> requests.Session:
+        """A new ``requests.Session`` for this target (see the class notes)."""
+        import requests
+
+        session = requests.Session()
+        if self.local is not None:
+            session.trust_env = False
+            if self._pool is None:
+                self._pool = requests.adapters.HTTPAdapter()
+            session.mount(f"{self.base_url}/", self._pool)
+        return session
+
+    def close(self) -> None:
+        """Close the kept-alive connections of the in-process mock's clients."""
+        if self._pool is not None:
+            self._pool.close()
 
     def client(
         self, mock: MockControl | None = None, *, credentials: Credentials | None = None
@@ -141,16 +166,23 @@ class KlingTarget:
         if mock is None:
             return KlingClient(self.base_url, creds, budget=Budget(limit=self.max_units))
         clock = mock.clock
-        info = clock.info()  # one call: the clock's mode and which clock checks tokens
-        token_clock = clock.now if info.get("auth_clock") == "mock" else time.time
+        now, move = clock.now, clock.advance
+        if self.local is not None and mock is self.control:
+            # The in-process mock's clock is read and moved here, without a round trip.
+            info = self.local.clock_info()
+            now, move = self.local.now, self.local.advance
+        else:
+            info = clock.info()  # one call: the clock's mode and which clock checks tokens
+        token_clock = now if info.get("auth_clock") == "mock" else time.time
+        session = self.session()
         if info["mode"] != "manual":
-            return KlingClient(mock.base_url, creds, token_clock=token_clock)
+            return KlingClient(mock.base_url, creds, token_clock=token_clock, session=session)
 
         def advance(seconds: float) -> None:
-            clock.advance(seconds)
+            move(seconds)
 
         return KlingClient(
-            mock.base_url, creds, clock=clock.now, sleep=advance, token_clock=token_clock
+            mock.base_url, creds, clock=now, sleep=advance, token_clock=token_clock, session=session
         )
 
     @contextlib.contextmanager
@@ -269,12 +301,17 @@ def kling_mock_server(
         ]
     first = config["accounts"][0]
     with InProcessMock(config) as local:
-        yield KlingTarget(
+        target = KlingTarget(
             local.base_url,
-            MockControl(local.base_url),
+            None,
             local,
             credentials=Credentials(first["access_key"], first["secret_key"]),
         )
+        target.control = MockControl(local.base_url, session=target.session())
+        try:
+            yield target
+        finally:
+            target.close()
 
 
 def _not_a_mock(target: KlingTarget) -> str:

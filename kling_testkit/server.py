@@ -2,7 +2,9 @@
 
 This keeps Werkzeug's threaded server (``mock_server.serving``), not gunicorn (the default of
 ``kling-mock serve``): it starts in milliseconds inside the test process, on a thread, where
-gunicorn's arbiter would fork and take over the process's signals.
+gunicorn's arbiter would fork and take over the process's signals. Its connections are this
+process's own, so a kept-alive one is never closed for idling (no race between a client reusing
+it and the server closing it); they close when the client closes them, or at :meth:`stop`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from werkzeug.serving import BaseWSGIServer
-
     from mock_server.backend import Backend
+    from mock_server.serving import MockServer
 
 
 class InProcessMock:
@@ -25,7 +26,7 @@ class InProcessMock:
     ) -> None:
         self._config = {"clock": "manual", **(config or {})}
         self._host, self._port = host, port
-        self._server: BaseWSGIServer | None = None
+        self._server: MockServer | None = None
         self._thread: threading.Thread | None = None
         self.backend: Backend | None = None
 
@@ -36,7 +37,7 @@ class InProcessMock:
         app = create_app(self._config)
         self.backend = app.extensions["kling_mock"]
         # Quiet: no access log, so a test's output stays about the test.
-        self._server = make_server(self._host, self._port, app, quiet=True)
+        self._server = make_server(self._host, self._port, app, quiet=True, keep_alive_s=None)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="kling-mock", daemon=True
         )
@@ -48,6 +49,34 @@ class InProcessMock:
         if self._server is None:
             raise RuntimeError("the mock is not started")
         return f"http://{self._host}:{self._server.server_port}"
+
+    def now(self) -> float:
+        """Mock time, as ``GET /__mock/clock`` gives it, read in this process."""
+        if self.backend is None:
+            raise RuntimeError("the mock is not started")
+        return self.backend.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move mock time forward, as ``POST /__mock/clock/advance`` does; the new time."""
+        if self.backend is None:
+            raise RuntimeError("the mock is not started")
+        if not 0 <= seconds < float("inf"):
+            raise ValueError(f"seconds must be a finite number >= 0; got {seconds}")
+        return self.backend.advance(float(seconds))
+
+    def clock_info(self) -> dict[str, Any]:
+        """What ``GET /__mock/clock`` answers, read in this process without a round trip."""
+        if self.backend is None:
+            raise RuntimeError("the mock is not started")
+        clock = self.backend.clock
+        now = self.backend.now()
+        return {
+            "now": now,
+            "now_ms": int(now * 1000),
+            "mode": "manual" if clock.manual else "real",
+            "time_scale": clock.scale,
+            "auth_clock": self.backend.config.auth_clock,
+        }
 
     def errors(self) -> list[BaseException]:
         """Unexpected exceptions raised inside the server so far (oldest first)."""

@@ -115,7 +115,9 @@ def create_app(
                     query=clip(request.query_string.decode("latin-1"), MAX_QUERY),
                     headers=redact_headers(request.headers.items()),
                     **_body_of_request(),
-                )
+                ),
+                g.get("seen"),
+                g.get("told"),
             )
         return response
 

@@ -37,7 +37,7 @@ from mock_server.journal import Journal
 from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
 from mock_server.scenarios import SCENARIOS, lookup
-from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
+from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Seen, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
 
 COUNTERS = (
@@ -50,6 +50,7 @@ COUNTERS = (
 )
 """The counters of ``GET /__mock/counters`` (with ``units_spent``), per account."""
 REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
+ID_BLOCK = 64  # task-id numbers a process reserves at a time
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Backend:
         self._config = self._initial
         self._rules_key: tuple[int, int] = (-1, -1)
         self._rules = RuleSet()
-        self._requests = (0, 0)  # this process's reserved request numbers: next, end
+        # Counter numbers this process holds: counter -> (epoch, next, end).
+        self._blocks: dict[str, tuple[int, int, int]] = {}
         self._tokens = TokenCache()  # verified signatures; the accounts may differ after reset
         self.errors: list[BaseException] = []
         self.journal = Journal(self.store, config.journal_size)
@@ -177,7 +179,7 @@ class Backend:
         with self._lock:
             self._tokens = TokenCache()
             self.errors = []
-            self._requests = (0, 0)
+            self._blocks = {}
         self.callbacks = Dispatcher(self)
 
     def drop(self) -> None:
@@ -210,13 +212,20 @@ class Backend:
         self.callbacks.wake()
         return new
 
-    def request_id(self) -> str:
+    def _reserve(self, counter: str, count: int, block: int) -> int:
+        """``count`` consecutive numbers of a store counter, from a block this process holds
+        (one round trip per block; a block from an epoch that has passed is not used)."""
+        epoch = self._head().epoch
         with self._lock:
-            number, end = self._requests
-            if number >= end:
-                number = self.store.take("requests", REQUEST_BLOCK)
-                end = number + REQUEST_BLOCK
-            self._requests = (number + 1, end)
+            held_epoch, number, end = self._blocks.get(counter, (-1, 0, 0))
+            if held_epoch != epoch or number + count > end:
+                number = self.store.take(counter, block)
+                end = number + block
+            self._blocks[counter] = (epoch, number + count, end)
+        return number
+
+    def request_id(self) -> str:
+        number = self._reserve("requests", 1, REQUEST_BLOCK)
         bits = draw_seed(self._initial.seed, "requests", number)
         return str(uuid.UUID(int=bits, version=4))
 
@@ -256,22 +265,19 @@ class Backend:
                 headers=self._retry_after(wait),
             )
 
-    def observe(self, account: Account, method: str, path: str) -> None:
-        """Count an API request of the account, and whether it came before its Retry-After."""
-        self.store.observe(account.name, ("*", f"{method} {path}"), self.now())
+    def seen(self, account: Account, method: str, path: str) -> Seen:
+        """An API request of the account, to count with its journal entry (and whether it
+        came before a Retry-After ran out)."""
+        return account.name, ("*", f"{method} {path}"), self.now()
 
-    def told_to_wait(
-        self, account: Account, method: str, path: str, code: int, seconds: int
-    ) -> None:
-        """A 429 with ``Retry-After: seconds`` went out: a request before then is a violation.
+    def told_to_wait(self, method: str, path: str, code: int, seconds: int) -> tuple[str, float]:
+        """A 429 with ``Retry-After: seconds`` went out: (scope, until) for the journal step.
 
         A request-rate refusal (1302) covers every request of the account; any other covers
         the same method and path (polling other tasks meanwhile is fine)."""
-        self.store.bump(account.name, "rate_limited")
         scale = self.clock.scale
         until = self.now() + seconds * (scale if scale else 1.0)
-        scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
-        self.store.not_before(account.name, scope, until)
+        return ("*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"), until
 
     def counters(self) -> dict[str, Any]:
         """What each account did: requests, tasks, 429s and Retry-After violations, units
@@ -422,7 +428,7 @@ class Backend:
         now = self.now()
         kind, need = pack_kind(family), slots(family, params)
         outputs = 1 if families()[family].output == "video" else 0
-        number = self.store.take("ids", 1 + outputs)  # this task's id and its videos' ids
+        number = self._reserve("ids", 1 + outputs, ID_BLOCK)  # the task's id, its videos' ids
         rng = random.Random(draw_seed(config.seed, "task", number))
         queued, run = draw_timings(
             rng,

@@ -28,6 +28,7 @@ from mock_server.store import (
     Lease,
     PackSpec,
     Refusal,
+    Seen,
 )
 from mock_server.tasks import SUCCEED, Task
 
@@ -321,8 +322,19 @@ class MemoryStore:
         with self._lock:
             return len(self._s.gates)
 
-    def record(self, entry: dict[str, Any], capacity: int) -> None:
+    def record(
+        self,
+        entry: dict[str, Any],
+        capacity: int,
+        seen: Seen | None = None,
+        told: tuple[str, float] | None = None,
+    ) -> None:
         with self._lock:
+            if seen is not None:
+                self.observe(*seen)
+                if told is not None:
+                    self.bump(seen[0], "rate_limited")
+                    self.not_before(seen[0], *told)
             s = self._s
             s.journal.append(entry)
             while len(s.journal) > capacity:

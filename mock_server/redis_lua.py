@@ -248,9 +248,29 @@ return release
 local e = need_epoch() if e then return e end
 return redis.call('HLEN', P .. 'gates')
 """,
-    # ARGV: prefix, entry, capacity
+    # ARGV: prefix, entry, capacity, then (when the request is observed) account, now, told
+    # scope ('' none), told until, scopes...
     "record": r"""
 local e = need_epoch() if e then return e end
+if ARGV[4] then
+  local early = false
+  for i = 8, #ARGV do
+    local until_ = redis.call('HGET', P .. 'waits', ARGV[4] .. '\0' .. ARGV[i])
+    if until_ and tonumber(ARGV[5]) < tonumber(until_) then early = true end
+  end
+  redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0requests', 1)
+  if early then
+    redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0retry_after_violations', 1)
+  end
+  if ARGV[6] ~= '' then
+    redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0rate_limited', 1)
+    local field = ARGV[4] .. '\0' .. ARGV[6]
+    local seen = redis.call('HGET', P .. 'waits', field)
+    if not seen or tonumber(seen) < tonumber(ARGV[7]) then
+      redis.call('HSET', P .. 'waits', field, ARGV[7])
+    end
+  end
+end
 local n = redis.call('RPUSH', P .. 'journal', ARGV[2])
 local over = n - tonumber(ARGV[3])
 if over > 0 then

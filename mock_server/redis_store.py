@@ -31,6 +31,7 @@ from mock_server.store import (
     Lease,
     PackSpec,
     Refusal,
+    Seen,
     milli,
     task_from_json,
     task_to_json,
@@ -331,8 +332,18 @@ class RedisStore:
     def gate_count(self) -> int:
         return int(self._run("gate_count"))
 
-    def record(self, entry: dict[str, Any], capacity: int) -> None:
-        self._run("record", json.dumps(entry, separators=(",", ":")), capacity)
+    def record(
+        self,
+        entry: dict[str, Any],
+        capacity: int,
+        seen: Seen | None = None,
+        told: tuple[str, float] | None = None,
+    ) -> None:
+        extra: list[Any] = []
+        if seen is not None:
+            scope, until = told if told is not None else ("", 0.0)
+            extra = [seen[0], repr(seen[2]), scope, repr(float(until)), *seen[1]]
+        self._run("record", json.dumps(entry, separators=(",", ":")), capacity, *extra)
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
         dropped, entries = self._run("journal", -1 if limit is None else limit)

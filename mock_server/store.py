@@ -213,8 +213,17 @@ class Store(Protocol):
 
     def gate_count(self) -> int: ...
 
-    def record(self, entry: dict[str, Any], capacity: int) -> None:
-        """Append a journal entry; keep the newest ``capacity``."""
+    def record(
+        self,
+        entry: dict[str, Any],
+        capacity: int,
+        seen: Seen | None = None,
+        told: tuple[str, float] | None = None,
+    ) -> None:
+        """Append a journal entry; keep the newest ``capacity``. With ``seen``, also
+        :meth:`observe` the request, and then, with ``told`` (scope, until: it was answered
+        429 with a Retry-After), count it as rate limited and set :meth:`not_before`: one
+        step, a shared store's round trips saved."""
         ...
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
@@ -286,6 +295,9 @@ class Store(Protocol):
 
     def attempts(self, task_id: str | None = None) -> list[dict[str, Any]]: ...
 
+
+Seen = tuple[str, tuple[str, ...], float]
+"""An API request to :meth:`Store.observe`: account, scopes, mock time."""
 
 MAX_GATES = 10_000
 MILLI = Decimal(1000)

@@ -218,6 +218,36 @@ def test_the_production_variables_reach_nothing(
     assert stand_in.requests == []
 
 
+def test_a_proxy_from_the_environment_never_sees_the_in_process_mock(
+    pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, stand_in.url)  # a "proxy" that records what reaches it
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    run(pytester, DOWNSTREAM).assert_outcomes(passed=4)
+    assert stand_in.requests == []
+
+
+def test_what_a_test_sets_on_its_client_session_stays_in_that_test(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+    def test_sets(kling_client, kling_mock):
+        kling_client.session.headers["X-Left-Over"] = "1"
+        kling_client.session.cookies.set("left", "over")
+        kling_client.list_tasks("text2video")
+
+    def test_sees_none(kling_client, kling_mock):
+        assert "X-Left-Over" not in kling_client.session.headers
+        assert not kling_client.session.cookies
+        kling_client.list_tasks("text2video")
+        (entry,) = kling_mock.requests(path="/v1/videos/text2video")
+        assert "x-left-over" not in {k.lower() for k in entry["headers"]}
+    """
+    run(pytester, source, "-p", "no:randomly").assert_outcomes(passed=2)
+
+
 def test_a_real_target_gets_no_paid_call_without_a_budget(
     pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,18 +44,17 @@ def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
     g.account = mock.authenticate(request.headers.get("Authorization"))
-    mock.observe(g.account, request.method, request.path)
+    g.seen = mock.seen(g.account, request.method, request.path)  # counted with its journal entry
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
 
 
 def note_retry_after(response: Response) -> Response:
-    """Remember a 429's Retry-After, so a request sent before then is counted."""
-    account = g.get("account")
-    if response.status_code == 429 and account is not None:
+    """Remember a 429's Retry-After (stored with the journal entry), so a request sent before
+    then is counted."""
+    if response.status_code == 429 and g.get("account") is not None:
         seconds = response.headers.get("Retry-After", "")
-        backend().told_to_wait(
-            account,
+        g.told = backend().told_to_wait(
             request.method,
             request.path,
             int(g.get("kling_code") or 0),
