@@ -127,6 +127,15 @@ def test_the_readme_locustfile_runs(tmp_path: Path) -> None:
     assert run.row("MOCK", f"tasks_created = {run.number('tasks created')}")
 
 
+def test_the_shape_flag_hands_the_user_count_to_the_shape(tmp_path: Path) -> None:
+    run = load(tmp_path, "--scenario", "lifecycle", "--shape", "step", "-u", "2", "-t", "3s")
+    assert run.code == 0, run
+    assert "shapes/step.py" in run.out
+    with (tmp_path / "run_stats_history.csv").open(newline="", encoding="utf-8") as handle:
+        users = {int(r["User Count"]) for r in csv.DictReader(handle) if r["Name"] == "Aggregated"}
+    assert max(users) == 10, users  # StepShape.step_users, not -u 2
+
+
 SHAPE_TICKS = """
 import json
 from load_tests.shapes.ramp import RampShape
