@@ -32,6 +32,8 @@ from load_tests.target import Target, TargetError, credentials_for, target_of
 MAX_UNITS_VAR = "KLING_LOAD_MAX_UNITS"
 """Units this process's users may commit in all (``kling-testkit load --max-units`` sets it)."""
 RENEW_BEFORE_S = 60.0
+IMPATIENT_RETRY_S = 1.0
+"""API seconds a user that does not honour ``Retry-After`` waits before submitting again."""
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,8 @@ class KlingUser(HttpUser):
     think_time: ClassVar[tuple[float, float]] = (0.0, 5.0)
     """Pause between two tasks of a user, drawn uniformly from this range."""
     honour_retry_after: ClassVar[bool] = True
-    """Wait as a 429's ``Retry-After`` says (the account's gate), and count it as no failure."""
+    """Wait as a 429's ``Retry-After`` says (the account's gate), and count it as no failure;
+    False: a 429 is a failure and the submit is sent again after a second, whatever it said."""
     serial_account: ClassVar[bool] = False
     """One request of the account at a time in this process (see ``load_tests.gate``)."""
     download_results: ClassVar[bool] = True
@@ -182,6 +185,8 @@ class KlingUser(HttpUser):
                     budget.refund(cost)
                 job.done(f"submit refused: {answer.describe()}")
                 return None
+            if not self.honour_retry_after:
+                self.pause(IMPATIENT_RETRY_S)
 
     def follow(self, family: str, task_id: str, job: Job) -> dict[str, Any] | None:
         """Poll with backoff until the task ends; report the job; the task if it succeeded."""

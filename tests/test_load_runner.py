@@ -127,6 +127,15 @@ def test_the_readme_locustfile_runs(tmp_path: Path) -> None:
     assert run.row("MOCK", f"tasks_created = {run.number('tasks created')}")
 
 
+def test_the_shape_flag_hands_the_user_count_to_the_shape(tmp_path: Path) -> None:
+    run = load(tmp_path, "--scenario", "lifecycle", "--shape", "step", "-u", "2", "-t", "3s")
+    assert run.code == 0, run
+    assert "shapes/step.py" in run.out
+    with (tmp_path / "run_stats_history.csv").open(newline="", encoding="utf-8") as handle:
+        users = {int(r["User Count"]) for r in csv.DictReader(handle) if r["Name"] == "Aggregated"}
+    assert max(users) == 10, users  # StepShape.step_users, not -u 2
+
+
 SHAPE_TICKS = """
 import json
 from load_tests.shapes.ramp import RampShape
@@ -200,8 +209,9 @@ def test_a_process_that_uses_a_whole_core_is_reported_saturated() -> None:
             proc.kill()
             proc.wait(timeout=10)
     # Under xdist on two busy cores the spinning process may get well under half a core.
-    assert usage["busy"].peak > 0.1 and usage["idle"].median < 0.05, usage
-    # A core of its own when one is free; on a machine busy with other tests, the machine.
+    assert usage["busy"].median > usage["idle"].median and usage["idle"].median < 0.1, usage
+    # A core of its own when one is free; on a machine busy with other work, the machine (the
+    # busy loop may then get a third of a core: that machine is what limits a run there).
     assert usage["busy"].saturated or usage["machine"].saturated, usage
     warnings = [line for line in describe(list(usage.values())) if line.startswith("WARNING")]
     assert warnings and not [w for w in warnings if "idle" in w], warnings

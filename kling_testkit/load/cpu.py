@@ -127,7 +127,7 @@ def describe(usages: list[Usage]) -> list[str]:
         if not usage.saturated:
             continue
         if usage.label == MACHINE:
-            whose = "the mock and Locust competed for cores: these figures are this machine's limit"
+            whose = "every core was busy, the mock and Locust waited for one: the machine's limit"
         elif usage.label == "mock":
             whose = "the mock was the bottleneck: these figures are the mock's limit"
         else:

@@ -6,6 +6,8 @@ import math
 
 from locust import LoadTestShape
 
+from load_tests.shapes import past_run_time
+
 
 class RampShape(LoadTestShape):
     """A linear ramp up, a plateau, a linear ramp down."""
@@ -15,6 +17,8 @@ class RampShape(LoadTestShape):
     hold_s = 120.0
 
     def tick(self) -> tuple[int, float] | None:
+        if past_run_time(self):
+            return None
         elapsed = self.get_run_time()
         rate = max(1.0, self.peak_users / self.ramp_s)
         if elapsed < self.ramp_s:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
+from load_tests.shapes import past_run_time
+
 
 class SpikeShape(LoadTestShape):
     """A steady load with one sudden surge, started as fast as ``spike_rate`` allows."""
@@ -16,6 +18,8 @@ class SpikeShape(LoadTestShape):
     spike_rate = 50.0
 
     def tick(self) -> tuple[int, float] | None:
+        if past_run_time(self):
+            return None
         elapsed = self.get_run_time()
         if elapsed < self.before_s:
             return self.base_users, self.spike_rate

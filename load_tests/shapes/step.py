@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
+from load_tests.shapes import past_run_time
+
 
 class StepShape(LoadTestShape):
     """Stairs: find the load where latency or errors turn."""
@@ -14,6 +16,8 @@ class StepShape(LoadTestShape):
     spawn_rate = 10.0
 
     def tick(self) -> tuple[int, float] | None:
+        if past_run_time(self):
+            return None
         step = int(self.get_run_time() // self.step_s)
         if step >= self.steps:
             return None
