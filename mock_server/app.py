@@ -45,6 +45,16 @@ def _body_of_request() -> dict[str, Any]:
     return {"body": clip(text, MAX_BODY), "body_bytes": len(raw)}
 
 
+def _queried_task() -> str | None:
+    """The task id of a task query (``GET <family path>/<ident>``), else None: the head read
+    that starts the request fetches that task too (a query writes nothing, so it stays true)."""
+    ident = (request.view_args or {}).get("ident")
+    endpoint = request.endpoint or ""
+    if request.method == "GET" and endpoint.startswith("api.get_") and isinstance(ident, str):
+        return ident
+    return None
+
+
 def create_app(
     config: MockConfig | Mapping[str, Any] | None = None,
     *,
@@ -88,7 +98,7 @@ def create_app(
     @app.before_request
     def start() -> None:
         here = backend()
-        here.pin()  # one read of the store's head (clock, versions) for this request
+        here.pin(_queried_task())  # one read of the store's head (clock, versions)
         g.request_id = here.request_id()
         if request.method == "OPTIONS":  # Flask would answer 200 with an empty HTML body
             raise ApiError(

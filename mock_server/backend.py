@@ -83,6 +83,7 @@ class Backend:
         self, config: MockConfig, *, url_prefix: str = "", store: Store | None = None
     ) -> None:
         self._initial = copy.deepcopy(config)  # nothing the caller keeps is shared with us
+        self._initial_runtime = runtime_of(self._initial)  # a store document equal to it
         self.url_prefix = url_prefix  # "/ns/<name>" in a namespace: public URLs keep it
         self.store: Store = store if store is not None else MemoryStore()
         self._lock = threading.Lock()
@@ -116,9 +117,10 @@ class Backend:
 
     # -- what this process caches of the store ---------------------------------------------
 
-    def pin(self) -> None:
-        """Read the store's head once for the rest of this request (on this thread)."""
-        self._local.head = self.store.head()
+    def pin(self, task_id: str | None = None) -> None:
+        """Read the store's head once for the rest of this request (on this thread); with
+        ``task_id`` (a task query), that task in the same read, which ``get_task`` then uses."""
+        self._local.head = self.store.head(task_id)
 
     def unpin(self) -> None:
         self._local.head = None
@@ -137,7 +139,8 @@ class Backend:
         key = (head.epoch, head.config_version)
         if key != self._config_key:
             version, data = self.store.config()
-            built = self._initial.patched(data)
+            # After a reset the document is the start-up one: no config to rebuild.
+            built = self._initial if data == self._initial_runtime else self._initial.patched(data)
             with self._lock:
                 self._config_key, self._config = (head.epoch, version), built
             return built
@@ -521,7 +524,8 @@ class Backend:
 
     def get_task(self, account: Account, family: str, ident: str) -> Task:
         """Find a task of this account and family by task_id, else by external_task_id."""
-        task = self.store.get(ident)
+        peek = self._head().peek
+        task = peek[1] if peek is not None and peek[0] == ident else self.store.get(ident)
         if task is None or task.account != account.name:
             task = self.store.by_external_id(account.name, ident)
         if task is None or task.family != family:

@@ -135,10 +135,13 @@ class MemoryStore:
     def drop(self) -> None:
         return None  # the state goes with this object; requests in flight may still finish
 
-    def head(self) -> Head:
+    def head(self, task_id: str | None = None) -> Head:
         with self._lock:
             s = self._s
-            return Head(s.epoch, s.clock, s.origin, s.config_version, s.rules_version, s.url_key)
+            peek = None if task_id is None else (task_id, s.tasks.get(task_id))
+            return Head(
+                s.epoch, s.clock, s.origin, s.config_version, s.rules_version, s.url_key, peek
+            )
 
     def close(self) -> None:
         return None

@@ -52,7 +52,9 @@ return old
 local e = need_epoch() if e then return e end
 local h = redis.call('HMGET', P .. 'head', 'base', 'anchor', 'scale', 'origin', 'cv', 'rv',
   'url_key')
-return {E, h[1], h[2], h[3], h[4], h[5], h[6], h[7]}
+local task = false
+if ARGV[2] then task = redis.call('HGET', P .. 'tasks', ARGV[2]) end
+return {E, h[1], h[2], h[3], h[4], h[5], h[6], h[7], task}
 """,
     # ARGV: prefix, seconds
     "advance": r"""

@@ -9,10 +9,13 @@ Wall time is ``time.time()``, which every process on the machine shares.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -55,6 +58,12 @@ def _float(value: bytes | str) -> float:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+@functools.lru_cache(maxsize=64)
+def _url_key(text: bytes | str) -> bytes:
+    """The URL key from its hex form (cached: every request reads it, it rarely changes)."""
+    return bytes.fromhex(_text(text))
 
 
 def _glob_escape(text: str) -> str:
@@ -102,17 +111,52 @@ class RedisStore:
         }
         self._fresh: Fresh | None = None
         self._fresh_lock = threading.Lock()
+        # One connection per thread (and process), outside redis-py's pool: a script call is
+        # then a write and a read on it, about half the client's time of a pooled call. A
+        # thread's connection closes when the thread ends; ``close`` closes them all.
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[redis.Connection] = weakref.WeakSet()
+
+    def _connection(self) -> Any:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        pool = self._client.connection_pool
+        connection = pool.connection_class(**pool.connection_kwargs)
+        self._local.held = (os.getpid(), connection)  # a forked child makes its own
+        self._connections.add(connection)
+        return connection
+
+    def _call(self, name: str, args: tuple[Any, ...]) -> Any:
+        """EVALSHA the script on this thread's connection (loaded first if the server lacks
+        it; sent once more on a fresh connection if the old one broke before an answer)."""
+        script = self._scripts[name]
+        command = ("EVALSHA", script.sha, 1, self._epoch_key, self.prefix, *args)
+        for attempt in range(3):
+            connection = self._connection()
+            try:
+                connection.send_command(*command)
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self._client.script_load(script.script)
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, name: str, *args: Any) -> Any:
         try:
-            return self._scripts[name](keys=[self._epoch_key], args=[self.prefix, *args])
+            return self._call(name, args)
         except redis.ResponseError as exc:
             if NO_STATE not in str(exc) or self._fresh is None:
                 raise
         # The state is gone (dropped by another process, or the server was emptied): begin
         # again from the start-up state, as a new namespace would.
         self._begin(self._fresh)
-        return self._scripts[name](keys=[self._epoch_key], args=[self.prefix, *args])
+        return self._call(name, args)
 
     def wall(self) -> float:
         return time.time()
@@ -164,18 +208,26 @@ class RedisStore:
         if batch:
             self._client.unlink(*batch)
 
-    def head(self) -> Head:
-        epoch, base, anchor, scale, origin, cv, rv, key = self._run("head")
+    def head(self, task_id: str | None = None) -> Head:
+        if task_id is None:
+            epoch, base, anchor, scale, origin, cv, rv, key, _ = self._run("head")
+            peek = None
+        else:
+            epoch, base, anchor, scale, origin, cv, rv, key, text = self._run("head", task_id)
+            peek = (task_id, None if text is None else task_from_json(text))
         return Head(
             int(epoch),
             ClockState(_float(base), _float(anchor), _float(scale)),
             _float(origin),
             int(cv),
             int(rv),
-            bytes.fromhex(_text(key)),
+            _url_key(key),
+            peek,
         )
 
     def close(self) -> None:
+        for connection in list(self._connections):
+            connection.disconnect()  # type: ignore[no-untyped-call]
         self._client.close()
 
     # -- clock and config ----------------------------------------------------------------------

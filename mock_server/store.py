@@ -47,6 +47,8 @@ class Head:
     config_version: int
     rules_version: int
     url_key: bytes
+    # ``head(task_id)`` also reads that task in the same step: (task_id, the task or None).
+    peek: tuple[str, Task | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ class Store(Protocol):
         """Delete the state for good (a dropped namespace)."""
         ...
 
-    def head(self) -> Head: ...
+    def head(self, task_id: str | None = None) -> Head:
+        """The head; with ``task_id``, that task read in the same step (``Head.peek``)."""
+        ...
 
     def close(self) -> None: ...
 

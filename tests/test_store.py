@@ -13,6 +13,7 @@ from flask import Flask
 
 from mock_server import Backend
 from mock_server.ids import task_id_of
+from mock_server.redis_store import connect
 from mock_server.store import ClockState, Delivery, Fresh, Store
 from mock_server.stores import StoreFactory
 from mock_server.tasks import Task
@@ -75,6 +76,48 @@ def test_start_keeps_a_mock_that_is_already_there(stores: Callable[[], StoreFact
     again = factory.root()
     again.start(Fresh(ClockState(99.0, again.wall(), 0.0), {}, {"next": 1, "rules": []}, b"q"))
     assert again.head().clock.base == 15.0  # the restart sees the running mock's clock
+
+
+def _put(store: Store, task: Task) -> None:
+    made = store.create(
+        task, kind="video", slot_limit=None, packs=(_pack(),), now=1000.0, max_tasks=None
+    )
+    assert isinstance(made, Task)
+
+
+def test_a_head_can_read_one_task_in_the_same_step(stores: Callable[[], StoreFactory]) -> None:
+    store = _store(stores)
+    assert store.head().peek is None
+    assert store.head("1").peek == ("1", None)
+    _put(store, _task("1"))
+    head = store.head("1")
+    assert head.peek == ("1", store.get("1")) and head.peek[1] is not None
+    assert head.peek[1].task_id == "1" and head.clock == store.head().clock
+
+
+@ONLY_SHARED
+def test_redis_connections_recover_from_a_kill_and_a_script_flush(
+    stores: Callable[[], StoreFactory], redis_url: str
+) -> None:
+    """A Redis restart drops every connection and forgets every script: the next operation
+    reconnects and loads its script again, on each thread, and nothing stored is lost."""
+    store = _store(stores)
+    _put(store, _task("1"))
+    admin = connect(redis_url)
+    try:
+        seen: list[Any] = []
+        for _ in range(2):
+            worker = threading.Thread(target=lambda: seen.append(store.get("1")))
+            worker.start()
+            worker.join()
+            assert seen[-1] is not None
+            admin.client_kill_filter(_type="normal", skipme=True)
+            admin.script_flush()
+            got = store.get("1")
+            assert got is not None and got.task_id == "1"
+            assert store.head("1").peek == ("1", got)
+    finally:
+        admin.close()
 
 
 def test_reads_change_nothing(stores: Callable[[], StoreFactory]) -> None:
