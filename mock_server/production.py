@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import multiprocessing
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -136,11 +138,83 @@ def guarded(app: WSGIApplication) -> WSGIApplication:
     return wrapper
 
 
+class Balance:
+    """Spreads connections evenly over the workers (``--workers N``, N > 1).
+
+    Every worker waits on the one listening socket and whichever wakes first accepts, so a
+    client that opens its connections at once and keeps them alive (wrk, Locust's users) may
+    find 13 of 16 on one worker and the other nearly idle: the run then measures one process.
+    Here each worker publishes how many connections it holds in shared memory, and a worker
+    holding more than another waits (0.5 ms at a time, 50 ms at most, in case the other is
+    stuck) so that the other takes the connection.
+    """
+
+    WAIT_S = 0.0005
+    GIVE_UP_S = 0.05
+    FREE = -1
+
+    def __init__(self, slots: int) -> None:
+        # Shared with the workers by fork; slot i holds worker i's connection count, or FREE.
+        self._counts = multiprocessing.RawArray("l", [self.FREE] * (2 * slots))
+        self._waiting_since: float | None = None  # this process's (each worker has its own)
+
+    def claim(self, worker: Any) -> None:
+        """In the arbiter, before the fork: give the new worker a free slot."""
+        slot = next((i for i, count in enumerate(self._counts) if count == self.FREE), None)
+        if slot is not None:  # else (never seen) the worker accepts as gunicorn's do
+            self._counts[slot] = 0
+        worker.balance_slot = slot
+
+    def release(self, worker: Any) -> None:
+        """In the arbiter, once the worker has exited."""
+        slot = getattr(worker, "balance_slot", None)
+        if slot is not None:
+            self._counts[slot] = self.FREE
+
+    def publish(self, slot: int, connections: int) -> None:
+        self._counts[slot] = connections
+
+    def wait_turn(self, slot: int, connections: int) -> bool:
+        """True when another worker holds fewer connections and should take this one (after
+        a short sleep, so that the listener, still readable, does not spin this loop)."""
+        fewer = any(
+            count != self.FREE and count < connections
+            for i, count in enumerate(self._counts)
+            if i != slot
+        )
+        now = time.monotonic()
+        if not fewer or (
+            self._waiting_since is not None and now - self._waiting_since > self.GIVE_UP_S
+        ):
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        time.sleep(self.WAIT_S)
+        return True
+
+
 class EnvelopeWorker(ThreadWorker):  # type: ignore[misc]
-    """Gunicorn's threaded worker with its own error answers in the Kling envelope, and a
-    bound on a client that stops in the middle of a request (``--request-timeout``)."""
+    """Gunicorn's threaded worker with its own error answers in the Kling envelope, a bound on
+    a client that stops in the middle of a request (``--request-timeout``), and with several
+    workers its share of the connections (``Balance``)."""
 
     request_timeout_s = 30
+    balance: Balance | None = None
+    balance_slot: int | None = None  # set by Balance.claim before the fork
+
+    def accept(self, listener: Any) -> None:
+        balance, slot = self.balance, self.balance_slot
+        if balance is not None and slot is not None and balance.wait_turn(slot, self.nr_conns):
+            return
+        super().accept(listener)
+        if balance is not None and slot is not None:
+            balance.publish(slot, self.nr_conns)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        super().wait_for_and_dispatch_events(timeout)
+        if self.balance is not None and self.balance_slot is not None:  # closed meanwhile
+            self.balance.publish(self.balance_slot, self.nr_conns)
 
     def handle(self, conn: Any) -> Any:
         # Gunicorn waits (bounded) for a new connection's first bytes, then reads the rest of
@@ -212,12 +286,16 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         opts = self._options
         host = f"[{opts.host}]" if ":" in opts.host else opts.host
+        balance = Balance(opts.workers) if opts.workers > 1 and opts.shared_store else None
+        worker_class = type(
+            "EnvelopeWorker",
+            (EnvelopeWorker,),
+            {"request_timeout_s": opts.request_timeout_s, "balance": balance},
+        )
         settings: dict[str, Any] = {
             "bind": [f"{host}:{opts.port}"],
             "workers": opts.workers,
-            "worker_class": type(
-                "EnvelopeWorker", (EnvelopeWorker,), {"request_timeout_s": opts.request_timeout_s}
-            ),
+            "worker_class": worker_class,
             "threads": opts.threads,
             "keepalive": opts.keep_alive_s,
             "graceful_timeout": opts.graceful_s,
@@ -236,6 +314,9 @@ class MockApplication(BaseApplication):  # type: ignore[misc]
         }
         if not opts.shared_store:
             settings["child_exit"] = _halt_unless_stopping
+        if balance is not None:
+            settings["pre_fork"] = lambda arbiter, worker: balance.claim(worker)
+            settings["child_exit"] = lambda arbiter, worker: balance.release(worker)
         for key, value in settings.items():
             self.cfg.set(key, value)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -234,3 +235,34 @@ def test_the_contract_suite_passes_against_the_two_process_mock(
     status, output, report = run_contract(server.url, tmp=tmp_path)
     assert status == 0, output
     assert 'failures="0"' in report.read_text() and 'errors="0"' in report.read_text()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs /proc (Linux)")
+def test_workers_share_connections_opened_at_once(
+    serve: Callable[..., Server], store: str, tmp_path: Path
+) -> None:
+    """32 keep-alive connections opened together (as wrk or Locust's users do) end up split
+    evenly over two workers, not mostly on whichever woke first."""
+    psutil = pytest.importorskip("psutil")
+    server = _start(serve, store, _config(tmp_path))
+    workers = _workers(server)
+    port = int(server.url.rsplit(":", 1)[1])
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(32)]
+    try:
+        request = f"GET /__mock/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        for client in clients:
+            client.sendall(request)
+        for client in clients:  # each connection was accepted and answered, and stays open
+            assert client.recv(65536).startswith(b"HTTP/1.1 200"), "no answer"
+        held = [
+            sum(
+                1
+                for c in psutil.Process(pid).net_connections("tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+            )
+            for pid in workers
+        ]
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held) == 32 and max(held) - min(held) <= 2, held
