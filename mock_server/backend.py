@@ -479,7 +479,6 @@ class Backend:
         )
         if isinstance(result, Refusal):
             raise self._refusal(result, candidate, kind, packs, account, now)
-        self.store.bump(account.name, "tasks_created")
         if "callback_url" in params:
             self.callbacks.schedule(result)
         return result

@@ -214,6 +214,8 @@ class MemoryStore:
             running.add(entry)
             s.packs[chosen.pack_id].add(entry)
             s.tasks[task.task_id] = task
+            tally = s.tallies.setdefault(task.account, {})
+            tally["tasks_created"] = tally.get("tasks_created", 0) + 1
             s.owners.setdefault((task.account, task.family), []).append(task.task_id)
             if external is not None:
                 s.external[(task.account, external)] = task.task_id

@@ -142,6 +142,7 @@ redis.call('ZADD', rk, ends, id .. '|' .. slots)
 redis.call('HINCRBY', P .. 'runsum', owner, slots)
 redis.call('ZADD', P .. 'pk:' .. chosen, ends, id .. '|' .. cost .. '|' .. succ)
 redis.call('HINCRBY', P .. 'pks', chosen .. ':r', cost)
+redis.call('HINCRBY', P .. 'tallies', account .. '\0tasks_created', 1)
 if ARGV[14] ~= '' then
   local limit = tonumber(ARGV[14])
   local count = redis.call('HLEN', P .. 'tasks')

@@ -174,8 +174,8 @@ class Store(Protocol):
         max_tasks: int | None,
     ) -> Task | Refusal:
         """Check the external id, the slots and the units, then store and charge ``task`` (its
-        ``pack_id`` set to the pack chosen), at once. Past ``max_tasks`` the oldest finished
-        tasks are forgotten."""
+        ``pack_id`` set to the pack chosen) and count it in the account's ``tasks_created``, at
+        once. Past ``max_tasks`` the oldest finished tasks are forgotten."""
         ...
 
     def get(self, task_id: str) -> Task | None: ...
