@@ -53,23 +53,25 @@ class TokenCache:
     """Tokens whose signature was verified, the newest ``size`` kept (one per client, mostly).
 
     A client reuses its token for many requests; checking the signature again each time is
-    the costliest part of a query. Time claims are still checked on every request.
+    the costliest part of a query. Time claims are still checked on every request. A hit
+    counts only for the very ``accounts`` object it was verified against: a config that
+    changed the accounts verifies again, a reset to the same config does not.
     """
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._found: OrderedDict[str, tuple[Account, dict[str, Any]]] = OrderedDict()
+        self._found: OrderedDict[str, tuple[object, Account, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def verified(self, token: str, accounts: Iterable[Account]) -> tuple[Account, dict[str, Any]]:
         with self._lock:
             hit = self._found.get(token)
-            if hit is not None:
+            if hit is not None and hit[0] is accounts:
                 self._found.move_to_end(token)
-                return hit
+                return hit[1], hit[2]
         found = _claims(token, accounts)
         with self._lock:
-            self._found[token] = found
+            self._found[token] = (accounts, *found)
             while len(self._found) > self._size:
                 self._found.popitem(last=False)
         return found
@@ -105,7 +107,8 @@ def authenticate(
     scheme, _, token = header.partition(" ")
     if scheme != "Bearer" or not token or " " in token:
         raise _invalid("expected 'Bearer <token>' with a single space")
-    accounts = list(accounts)
+    # A tuple as given (the config's): the token cache knows it again by identity.
+    accounts = accounts if isinstance(accounts, tuple) else tuple(accounts)
     if token.count(".") != 2:
         account = next((a for a in accounts if a.api_key is not None and a.api_key == token), None)
         if account is None:

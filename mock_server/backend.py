@@ -94,7 +94,7 @@ class Backend:
         self._rules = RuleSet()
         # Counter numbers this process holds: counter -> (epoch, next, end).
         self._blocks: dict[str, tuple[int, int, int]] = {}
-        self._tokens = TokenCache()  # verified signatures; the accounts may differ after reset
+        self._tokens = TokenCache()  # verified signatures, per accounts object (kept by reset)
         self.errors: list[BaseException] = []
         self.journal = Journal(self.store, config.journal_size)
         self.clock = Clock(lambda: self._head().clock, self.store.wall, self.store.advance)
@@ -110,7 +110,7 @@ class Backend:
             rules.add(rule)
         return Fresh(
             clock=ClockState(start, self.store.wall(), scale),
-            config=runtime_of(config),
+            config=self._initial_runtime,  # never changed in place: a patch makes a new one
             rules=rules.to_doc(),
             url_key=signing.new_key(),
         )
@@ -180,7 +180,6 @@ class Backend:
         self.unpin()
         self.store.reset(self._fresh())
         with self._lock:
-            self._tokens = TokenCache()
             self.errors = []
             self._blocks = {}
         self.callbacks = Dispatcher(self)

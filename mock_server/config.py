@@ -22,7 +22,7 @@ from kling_testkit.webhooks import sign_webhook
 from mock_server import strict_json
 from mock_server.config_schema import validator
 from mock_server.errors import ConfigError
-from mock_server.rules import Rule
+from mock_server.rules import RuleSet
 
 MIN_SECRET_BYTES = 32  # shorter HS256 keys are weak; PyJWT warns about them
 
@@ -226,9 +226,10 @@ class MockConfig:
                 raise ConfigError(f"public_base_url: not a base URL ({exc})") from None
         if self.control_token is not None and len(self.control_token.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"control_token must be at least {MIN_SECRET_BYTES} bytes")
+        taken = RuleSet()  # as the mock will add them: a duplicate id or too many is refused
         for index, rule in enumerate(self.rules):
             try:
-                Rule.from_dict(rule)
+                taken.add(rule)
             except ValueError as exc:
                 raise ConfigError(f"rules[{index}]: {exc}") from None
 

@@ -243,6 +243,14 @@ def test_a_bad_rule_in_config_stops_start_up(make_app: Callable[..., Flask]) -> 
         make_app(rules=[{"action": ERROR_5000}, {"action": {"type": "error", "code": 999}}])
 
 
+def test_two_config_rules_with_one_id_stop_start_up(make_app: Callable[..., Flask]) -> None:
+    """Found by the config fuzzer: a duplicate id passed the check and failed at the first
+    reset with a bare ValueError (a 500), not at start-up with a message."""
+    rule = {"id": "0", "action": ERROR_5000}
+    with pytest.raises(ConfigError, match=r"rules\[1\].*'0' exists"):
+        make_app(rules=[rule, rule])
+
+
 # -- error action ----------------------------------------------------------------------------
 
 
