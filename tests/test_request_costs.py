@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,13 +11,15 @@ from flask.testing import FlaskClient
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.spec import validation
 from mock_server import auth, strict_json
+from mock_server.config import Account
+from mock_server.errors import ApiError
 from tests.conftest import CREDS, T2V, accepted, create
 from tests.test_bad_input import assert_refused
 
 
-def test_a_token_signature_is_checked_once_per_token(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature the mock checks from now on, in order."""
     calls: list[str] = []
     real = auth._claims
 
@@ -25,6 +28,13 @@ def test_a_token_signature_is_checked_once_per_token(
         return real(token, accounts)
 
     monkeypatch.setattr(auth, "_claims", counting)
+    return calls
+
+
+def test_a_token_signature_is_checked_once_per_token(
+    client: FlaskClient, checks: list[str]
+) -> None:
+    calls = checks
     first = bearer(sign_token(CREDS, now=1_790_000_000.0))
     for _ in range(5):
         assert client.get(T2V, headers=first).status_code in (200, 401)
@@ -36,6 +46,22 @@ def test_a_token_signature_is_checked_once_per_token(
     client.post("/__mock/reset")
     client.get(T2V, headers=first)
     assert len(calls) == 2
+
+
+def test_the_token_cache_is_per_accounts_tuple(checks: list[str]) -> None:
+    """A reset to the same config keeps the cache; other accounts verify again; a forged
+    token never passes because a good one was cached."""
+    accounts = (Account("a", CREDS.access_key, CREDS.secret_key),)
+    cache, token = auth.TokenCache(), sign_token(CREDS)
+    for _ in range(3):
+        assert auth.authenticate(f"Bearer {token}", accounts, time.time(), 0.0, cache).name == "a"
+    assert checks == [token]
+    other = (Account("b", CREDS.access_key, CREDS.secret_key),)  # equal keys, another tuple
+    assert auth.authenticate(f"Bearer {token}", other, time.time(), 0.0, cache).name == "b"
+    assert checks == [token, token]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(ApiError):
+        auth.authenticate(f"Bearer {forged}", accounts, time.time(), 0.0, cache)
 
 
 def test_time_claims_are_still_checked_on_every_request(client: FlaskClient) -> None:
