@@ -165,14 +165,9 @@ class KlingTarget:
         mock = mock or self.control
         if mock is None:
             return KlingClient(self.base_url, creds, budget=Budget(limit=self.max_units))
-        clock = mock.clock
+        clock = mock.clock  # the in-process mock's is read and moved here, without HTTP
         now, move = clock.now, clock.advance
-        if self.local is not None and mock is self.control:
-            # The in-process mock's clock is read and moved here, without a round trip.
-            info = self.local.clock_info()
-            now, move = self.local.now, self.local.advance
-        else:
-            info = clock.info()  # one call: the clock's mode and which clock checks tokens
+        info = clock.info()  # one call: the clock's mode and which clock checks tokens
         token_clock = now if info.get("auth_clock") == "mock" else time.time
         session = self.session()
         if info["mode"] != "manual":
@@ -286,7 +281,7 @@ def kling_mock_server(
         return
     from kling_testkit.control import MockControl
     from kling_testkit.credentials import MOCK_API_KEY, Credentials
-    from kling_testkit.server import InProcessMock
+    from kling_testkit.server import InProcessClock, InProcessMock
 
     config = dict(kling_mock_config)
     if "accounts" not in config:  # the documented keys, never the environment's
@@ -308,6 +303,7 @@ def kling_mock_server(
             credentials=Credentials(first["access_key"], first["secret_key"]),
         )
         target.control = MockControl(local.base_url, session=target.session())
+        target.control.clock = InProcessClock(target.control, local)  # no round trip
         try:
             yield target
         finally:

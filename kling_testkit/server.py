@@ -13,6 +13,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kling_testkit.control import Clock, ControlError, MockControl
+
 if TYPE_CHECKING:
     from mock_server.backend import Backend
     from mock_server.serving import MockServer
@@ -60,8 +62,14 @@ class InProcessMock:
         """Move mock time forward, as ``POST /__mock/clock/advance`` does; the new time."""
         if self.backend is None:
             raise RuntimeError("the mock is not started")
-        if not 0 <= seconds < float("inf"):
-            raise ValueError(f"seconds must be a finite number >= 0; got {seconds}")
+        from mock_server.views.control import MAX_ADVANCE_S
+
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"seconds must be a number >= 0; got {seconds!r}")
+        if not 0 <= seconds <= MAX_ADVANCE_S:  # the limit POST /__mock/clock/advance has
+            raise ValueError(
+                f"seconds must be between 0 and {MAX_ADVANCE_S:.0f} (ten years); got {seconds}"
+            )
         return self.backend.advance(float(seconds))
 
     def clock_info(self) -> dict[str, Any]:
@@ -97,3 +105,24 @@ class InProcessMock:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class InProcessClock(Clock):
+    """The in-process mock's clock on a :class:`MockControl`: the answers and errors of
+    ``/__mock/clock``, read and moved in this process without an HTTP round trip."""
+
+    def __init__(self, control: MockControl, mock: InProcessMock) -> None:
+        super().__init__(control)
+        self._mock = mock
+
+    def now(self) -> float:
+        return self._mock.now()
+
+    def advance(self, seconds: float) -> float:
+        try:
+            return self._mock.advance(seconds)
+        except ValueError as exc:
+            raise ControlError(f"POST /__mock/clock/advance: {exc}") from None
+
+    def info(self) -> dict[str, Any]:
+        return self._mock.clock_info()

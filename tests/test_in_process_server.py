@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from kling_testkit.auth import bearer, sign_token
-from kling_testkit.control import MockControl
+from kling_testkit.control import ControlError, MockControl
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
-from kling_testkit.server import InProcessMock
+from kling_testkit.server import InProcessClock, InProcessMock
 from mock_server import create_app
 from mock_server.serving import make_server
 from tests.test_serving import (
@@ -339,3 +339,24 @@ def test_now_and_advance_in_process_are_the_control_apis(mock: InProcessMock) ->
         with pytest.raises(ValueError, match="seconds"):
             mock.advance(bad)
     assert mock.now() == start + 100
+
+
+def test_the_in_process_clock_answers_and_refuses_as_the_http_one(mock: InProcessMock) -> None:
+    over_http = MockControl(mock.base_url)
+    here = MockControl(mock.base_url)
+    here.clock = InProcessClock(here, mock)
+    start = over_http.clock.now()
+    assert here.clock.advance(30) == start + 30 == over_http.clock.now()
+    assert here.clock.info() == over_http.clock.info()
+    for bad in (-1.0, 11 * 365 * 86400.0, True):
+        with pytest.raises(ControlError) as by_http:
+            over_http.clock.advance(bad)
+        with pytest.raises(ControlError) as in_process:
+            here.clock.advance(bad)
+        assert "seconds" in str(by_http.value) and "seconds" in str(in_process.value)
+        assert str(in_process.value).startswith("POST /__mock/clock/advance: ")
+    for bad in (float("inf"), float("nan")):  # JSON cannot carry them to the HTTP one
+        with pytest.raises(ControlError, match="seconds"):
+            here.clock.advance(bad)
+    assert here.clock.now() == start + 30
+    assert here.reset() is None and here.clock.now() != start + 30  # the rest is still HTTP

@@ -24,6 +24,9 @@ def test_every_fixture(kling_mock_server, kling_mock, kling_base_url, kling_cred
     assert done["task_status"] == "succeed"
     assert [t["task"]["task_id"] for t in kling_mock.tasks()] == [task["task_id"]]
     assert kling_mock.clock.info()["mode"] == "manual"
+    # The in-process mock's clock is read and moved in this process, without HTTP.
+    in_process = kling_mock_server.local is not None
+    assert (type(kling_mock.clock).__name__ == "InProcessClock") == in_process
 """
 
 
