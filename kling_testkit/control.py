@@ -158,6 +158,14 @@ class MockControl:
         data: dict[str, Any] = self.call("GET", "counters")
         return data
 
+    def audit(self) -> dict[str, Any]:
+        """``{"clean": bool, "accounts": {name: {finding id: {"count", "evidence", "hint"}}},
+        "totals": {finding id: count}}``: what each account's client did against the rules
+        (``retry_after_ignored``, ``result_read_too_early``, ``poll_storm``, ``token_misuse``,
+        ``result_url_expired``); ``evidence`` is the first few offending requests."""
+        data: dict[str, Any] = self.call("GET", "audit")
+        return data
+
     def remaining_units(self, account: str = "default", kind: str = "video") -> float:
         """Units left in an account's online packs of one kind."""
         found = next((a for a in self.accounts() if a["name"] == account), None)

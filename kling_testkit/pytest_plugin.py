@@ -47,6 +47,8 @@ ACCESS_KEY_VAR = "KLING_TESTKIT_ACCESS_KEY"
 SECRET_KEY_VAR = "KLING_TESTKIT_SECRET_KEY"
 CONFIG_INI = "kling_mock_config"
 MARKER = "kling_config"
+AUDIT_MARKER = "kling_audit"
+AUDIT_INI = "kling_audit"
 _names = itertools.count(1)
 
 
@@ -74,6 +76,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "else 0: no paid call is sent)",
     )
     parser.addini(CONFIG_INI, "JSON file: start-up config of the in-process mock", default="")
+    parser.addini(
+        AUDIT_INI,
+        "fail every test whose client broke a rule the mock's audit checks (as if each test "
+        f"were marked {AUDIT_MARKER})",
+        type="bool",
+        default=False,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +91,39 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**changes): run-time mock config for this test (see PATCH "
         "/__mock/config), applied after the reset",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{AUDIT_MARKER}(allow=()): fail the test when the mock's audit (GET /__mock/audit) has a "
+        "finding whose id is not in allow (a test that misbehaves on purpose names it)",
+    )
+
+
+def _audit_allowed(item: pytest.Item) -> tuple[str, ...] | None:
+    """The finding ids a test may make, or None when its audit is not checked."""
+    marker = item.get_closest_marker(AUDIT_MARKER)
+    if marker is None:
+        return () if item.config.getini(AUDIT_INI) else None
+    if marker.args:
+        raise pytest.UsageError(f"{AUDIT_MARKER} takes keyword arguments only (allow=[...])")
+    allow = marker.kwargs.get("allow", ())
+    return (allow,) if isinstance(allow, str) else tuple(allow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After a test that passed, check its mock's audit when the test asks for it."""
+    result = yield
+    allow = _audit_allowed(item)
+    funcargs = getattr(item, "funcargs", {})
+    control = funcargs.get("_kling_state")
+    if allow is None or control is None:  # not checked, or the target is no mock
+        return result
+    from kling_testkit.audit import format_report
+
+    report = format_report(control.audit(), allow)
+    if report:
+        pytest.fail(f"the client broke rules the mock checks:\n{report}", pytrace=False)
+    return result
 
 
 def _mock_credentials() -> Credentials:

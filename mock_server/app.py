@@ -126,8 +126,7 @@ def create_app(
                     headers=redact_headers(request.headers.items()),
                     **_body_of_request(),
                 ),
-                g.get("seen"),
-                g.get("told"),
+                g.get("audit"),
             )
         return response
 

@@ -100,8 +100,12 @@ def authenticate(
     now: float,
     leeway: float = 0.0,
     cache: TokenCache | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> Account:
-    """Return the account the header proves, or raise :class:`ApiError` with the auth code."""
+    """Return the account the header proves, or raise :class:`ApiError` with the auth code.
+
+    ``notes`` gets the ``account`` and the ``claims`` of a token whose signature holds, before
+    its times are checked (so the audit can name who sent an expired token)."""
     if header is None or not header.strip():
         raise ApiError(ErrorCode.AUTH_EMPTY, "Authorization is empty")
     scheme, _, token = header.partition(" ")
@@ -115,6 +119,8 @@ def authenticate(
             raise _invalid("api key not found")
         return account
     account, claims = cache.verified(token, accounts) if cache else _claims(token, accounts)
+    if notes is not None:
+        notes.update(account=account, claims=claims)
     expires, not_before = _number(claims, "exp"), _number(claims, "nbf")
     _number(claims, "iat")  # not checked against the clock, but it must be a time
     if expires is None:

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,8 @@ from kling_testkit.pricing import format_units, pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
+from mock_server.audit import RETRY_AFTER_IGNORED, TOKEN_MISUSE, Audit
+from mock_server.audit import report as audit_report
 from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
@@ -37,7 +39,7 @@ from mock_server.journal import Journal
 from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
 from mock_server.scenarios import SCENARIOS, lookup
-from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Seen, Store
+from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
 
 COUNTERS = (
@@ -246,10 +248,16 @@ class Backend:
 
     # -- requests: auth, rate, scenarios, rules --------------------------------------------
 
-    def authenticate(self, header: str | None) -> Account:
+    def authenticate(self, header: str | None, notes: dict[str, Any] | None = None) -> Account:
+        """The account the header proves (``notes``: see :func:`mock_server.auth.authenticate`)."""
         config = self.config
-        now = self.now() if config.auth_clock == "mock" else time.time()
-        return authenticate(header, config.accounts, now, config.token_leeway_s, self._tokens)
+        now = self._token_now()
+        return authenticate(
+            header, config.accounts, now, config.token_leeway_s, self._tokens, notes
+        )
+
+    def _token_now(self) -> float:
+        return self.now() if self.config.auth_clock == "mock" else time.time()
 
     def admit(self, account: Account) -> None:
         """Count a request against the account's rate limit (if one is set); 429/1302 if over."""
@@ -267,19 +275,67 @@ class Backend:
                 headers=self._retry_after(wait),
             )
 
-    def seen(self, account: Account, method: str, path: str) -> Seen:
-        """An API request of the account, to count with its journal entry (and whether it
-        came before a Retry-After ran out)."""
-        return account.name, ("*", f"{method} {path}"), self.now()
+    def audit_of(
+        self,
+        account: str,
+        method: str,
+        path: str,
+        *,
+        poll: str | None = None,
+        findings: tuple[tuple[str, str], ...] = (),
+        counted: bool = True,
+    ) -> Audit:
+        """A request of ``account`` to judge in its journal step (``mock_server.audit``):
+        under the Retry-After scopes of every request and of its method and path."""
+        rules = self.config.audit
+        return Audit(
+            account,
+            self.now(),
+            self.store.wall(),
+            ("*", f"{method} {path}") if counted else (),
+            float(rules["retry_after_grace_s"]),
+            poll=poll,
+            poll_interval_s=float(rules["poll_interval_s"]),
+            max_polls=int(rules["max_polls"]),
+            findings=findings,
+            counted=counted,
+        )
 
-    def told_to_wait(self, method: str, path: str, code: int, seconds: int) -> tuple[str, float]:
-        """A 429 with ``Retry-After: seconds`` went out: (scope, until) for the journal step.
+    def token_findings(self, claims: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """What a verified token's claims show: used after (or at) its ``exp``, or a lifetime
+        (``exp - iat``, else ``exp`` from now) above ``audit.max_token_lifetime_s``."""
+        now = self._token_now()
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not math.isfinite(exp):
+            return ()
+        if exp <= now:
+            return ((TOKEN_MISUSE, f"token used {now - exp:.0f} s after its exp"),)
+        iat = claims.get("iat")
+        start = iat if isinstance(iat, (int, float)) and math.isfinite(iat) else now
+        limit = float(self.config.audit["max_token_lifetime_s"])
+        if exp - start > limit:
+            return (
+                (
+                    TOKEN_MISUSE,
+                    f"token lifetime {exp - start:.0f} s (exp - iat); the documented one is "
+                    f"1800 s, the audit allows {limit:g} s",
+                ),
+            )
+        return ()
+
+    def told_to_wait(self, audit: Audit, method: str, path: str, code: int, seconds: int) -> Audit:
+        """A 429 with ``Retry-After: seconds`` went out: the audit with (scope, until) set.
 
         A request-rate refusal (1302) covers every request of the account; any other covers
         the same method and path (polling other tasks meanwhile is fine)."""
         scale = self.clock.scale
         until = self.now() + seconds * (scale if scale else 1.0)
-        return ("*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"), until
+        scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
+        return replace(audit, told=(scope, until))
+
+    def audit(self) -> dict[str, Any]:
+        """``GET /__mock/audit``: each account's findings with evidence and fix hints."""
+        return audit_report(self.store.audit(), [a.name for a in self.config.accounts])
 
     def counters(self) -> dict[str, Any]:
         """What each account did: requests, tasks, 429s and Retry-After violations, units
@@ -287,9 +343,12 @@ class Backend:
         now = self.now()
         names = [a.name for a in self.config.accounts]
         found = self.store.counters()
+        judged = self.store.audit()  # Retry-After violations are the audit's finding
         accounts: dict[str, dict[str, Any]] = {}
         for account in self.config.accounts:
-            tally = found.get(account.name, {})
+            tally = dict(found.get(account.name, {}))
+            early = judged.get(account.name, {}).get(RETRY_AFTER_IGNORED)
+            tally["retry_after_violations"] = early[0] if early else 0
             spent = sum(
                 (self.store.pack_usage(spec.pack_id, now)[0] for spec in self._packs(account)),
                 Decimal(0),

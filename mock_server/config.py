@@ -76,6 +76,16 @@ def default_callbacks() -> dict[str, Any]:
     }
 
 
+def default_audit() -> dict[str, float]:
+    """How strictly the audit (``mock_server.audit``) judges clients."""
+    return {
+        "retry_after_grace_s": 0.05,  # wall seconds after a 429 when a request may be in flight
+        "poll_interval_s": 1.0,  # mock seconds: a task queried more often is a poll storm
+        "max_polls": 1000,  # queries of one task past this are a poll storm
+        "max_token_lifetime_s": 3600.0,  # exp - iat above this is token misuse (documented 1800)
+    }
+
+
 def default_durations() -> dict[str, dict[str, float]]:
     """Realistic task timings per family: seconds queued, seconds processing (before scaling)."""
     return {
@@ -139,6 +149,7 @@ class MockConfig:
     policy_message: str = "Failure to pass the risk control system"
     result_ttl_s: float = 30 * DAY
     callbacks: dict[str, Any] = field(default_factory=default_callbacks)
+    audit: dict[str, float] = field(default_factory=default_audit)
     rules: tuple[dict[str, Any], ...] = ()
     control_token: str | None = None  # when set, every /__mock call must carry it
     max_namespaces: int = 1000  # /ns/<name> mocks kept; the least recently used goes first
@@ -181,8 +192,8 @@ class MockConfig:
                 values[key] = tuple(Account.from_dict(a) for a in value)
             elif key in ("blocked_terms", "rules"):
                 values[key] = tuple(value)
-            elif key == "callbacks":
-                values[key] = {**self.callbacks, **value}
+            elif key in ("callbacks", "audit"):
+                values[key] = {**getattr(self, key), **value}
             elif key in ("durations", "duration_multipliers", "failure_rate", "concurrency"):
                 merged = copy.deepcopy(getattr(self, key))
                 for name, item in value.items():
@@ -269,6 +280,7 @@ RUNTIME_KEYS = frozenset(
         "policy_message",
         "result_ttl_s",
         "callbacks",
+        "audit",
     }
 )
 """Keys that ``PATCH /__mock/config`` may change on a running mock."""

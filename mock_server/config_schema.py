@@ -115,6 +115,16 @@ SCHEMA: dict[str, Any] = {
             ]
         },
         "retry_after_header": {"type": "boolean"},
+        "audit": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "retry_after_grace_s": _seconds(60.0),
+                "poll_interval_s": _seconds(86400.0),
+                "max_polls": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+                "max_token_lifetime_s": _seconds(YEAR_S, exclusive_zero=True),
+            },
+        },
         "failure_rate": {
             "type": "object",
             "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},

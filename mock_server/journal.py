@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mock_server.store import Seen, Store
+    from mock_server.audit import Audit
+    from mock_server.store import Store
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,12 @@ class Journal:
         self._store = store
         self._size = size
 
-    def record(
-        self, entry: Entry, seen: Seen | None = None, told: tuple[str, float] | None = None
-    ) -> None:
-        """Keep an entry; count the request it records (``seen``) and a Retry-After it was
-        told (``told``: see :meth:`mock_server.store.Store.record`)."""
+    def record(self, entry: Entry, audit: Audit | None = None) -> None:
+        """Keep an entry; judge the request it records (``audit``: see
+        :meth:`mock_server.store.Store.record`) in the same step."""
         # Entry's fields are plain values and a dict of its own: a shallow copy is enough
         # (dataclasses.asdict deep-copies, about 30 us a request).
-        self._store.record(dict(vars(entry)), self._size, seen, told)
+        self._store.record(dict(vars(entry)), self._size, audit)
 
     def snapshot(self, limit: int | None = None) -> dict[str, Any]:
         """The newest ``limit`` entries (all by default), oldest first, and the dropped count."""

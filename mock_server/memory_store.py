@@ -18,6 +18,16 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from mock_server.audit import (
+    MAX_EVIDENCE,
+    MAX_POLLED,
+    POLL_STORM,
+    RETRY_AFTER_IGNORED,
+    Audit,
+    early_detail,
+    evidence,
+    storm_detail,
+)
 from mock_server.store import (
     MAX_GATES,
     Charge,
@@ -28,7 +38,6 @@ from mock_server.store import (
     Lease,
     PackSpec,
     Refusal,
-    Seen,
 )
 from mock_server.tasks import SUCCEED, Task
 
@@ -91,7 +100,11 @@ class _State:
     leases: dict[str, tuple[float, Delivery]] = field(default_factory=dict)
     attempts: deque[dict[str, Any]] = field(default_factory=deque)
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)  # account -> counter -> n
-    waits: dict[tuple[str, str], float] = field(default_factory=dict)  # (account, scope) -> until
+    # (account, scope) -> (until, store wall time of the wait's first 429)
+    waits: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    polls: OrderedDict[tuple[str, str], tuple[float, int]] = field(default_factory=OrderedDict)
+    # (account, finding id) -> [count, first MAX_EVIDENCE offending requests]
+    findings: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -327,24 +340,59 @@ class MemoryStore:
         with self._lock:
             return len(self._s.gates)
 
-    def record(
-        self,
-        entry: dict[str, Any],
-        capacity: int,
-        seen: Seen | None = None,
-        told: tuple[str, float] | None = None,
-    ) -> None:
+    def record(self, entry: dict[str, Any], capacity: int, audit: Audit | None = None) -> None:
         with self._lock:
-            if seen is not None:
-                self.observe(*seen)
-                if told is not None:
-                    self.bump(seen[0], "rate_limited")
-                    self.not_before(seen[0], *told)
             s = self._s
+            if audit is not None:
+                self._audit(s, entry, audit)
             s.journal.append(entry)
             while len(s.journal) > capacity:
                 s.journal.popleft()
                 s.dropped += 1
+
+    @staticmethod
+    def _audit(s: _State, entry: dict[str, Any], a: Audit) -> None:
+        account = a.account
+
+        def find(fid: str, detail: str) -> None:
+            item = s.findings.setdefault((account, fid), [0, []])
+            item[0] += 1
+            if len(item[1]) < MAX_EVIDENCE:
+                item[1].append(evidence(entry, detail))
+
+        if a.counted:
+            tally = s.tallies.setdefault(account, {})
+            tally["requests"] = tally.get("requests", 0) + 1
+        late = 0.0
+        for scope in a.scopes:  # early: before the wait's end, past the grace after its 429
+            until, told_wall = s.waits.get((account, scope), (-math.inf, math.inf))
+            if a.now < until and a.wall > told_wall + a.grace_s and until - a.now > late:
+                late, worst = until - a.now, scope
+        if late > 0:
+            find(RETRY_AFTER_IGNORED, early_detail(late, worst))
+        if a.poll is not None:
+            key = (account, a.poll)
+            last, count = s.polls.get(key, (-math.inf, 0))
+            count += 1
+            s.polls[key] = (a.now, count)  # a task keeps its place: first seen, first forgotten
+            if len(s.polls) > MAX_POLLED:
+                s.polls.popitem(last=False)
+            gap = a.now - last
+            if count > a.max_polls or gap < a.poll_interval_s:
+                find(POLL_STORM, storm_detail(gap, a.poll_interval_s, count, a.max_polls))
+        for fid, detail in a.findings:
+            find(fid, detail)
+        if a.told is not None:
+            s.tallies.setdefault(account, {})
+            s.tallies[account]["rate_limited"] = s.tallies[account].get("rate_limited", 0) + 1
+            scope, until = a.told
+            old_until, old_wall = s.waits.get((account, scope), (-math.inf, a.wall))
+            # A wait still running keeps the wall time of its first 429 (the client has known
+            # since then); a new wait starts its grace now.
+            s.waits[(account, scope)] = (
+                max(until, old_until),
+                old_wall if a.now < old_until else a.wall,
+            )
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
@@ -356,21 +404,6 @@ class MemoryStore:
 
     # -- what clients did ----------------------------------------------------------------------
 
-    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
-        with self._lock:
-            s = self._s
-            early = any(now < s.waits.get((account, scope), -math.inf) for scope in scopes)
-            tally = s.tallies.setdefault(account, {})
-            tally["requests"] = tally.get("requests", 0) + 1
-            if early:
-                tally["retry_after_violations"] = tally.get("retry_after_violations", 0) + 1
-            return early
-
-    def not_before(self, account: str, scope: str, until: float) -> None:
-        with self._lock:
-            waits = self._s.waits
-            waits[(account, scope)] = max(until, waits.get((account, scope), -math.inf))
-
     def bump(self, account: str, counter: str, count: int = 1) -> None:
         with self._lock:
             tally = self._s.tallies.setdefault(account, {})
@@ -379,6 +412,13 @@ class MemoryStore:
     def counters(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {account: dict(tally) for account, tally in self._s.tallies.items()}
+
+    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
+        with self._lock:
+            found: dict[str, dict[str, tuple[int, list[dict[str, Any]]]]] = {}
+            for (account, fid), (count, kept) in self._s.findings.items():
+                found.setdefault(account, {})[fid] = (count, [dict(e) for e in kept])
+            return found
 
     # -- fault rules ---------------------------------------------------------------------------
 

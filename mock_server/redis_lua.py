@@ -251,26 +251,76 @@ return release
 local e = need_epoch() if e then return e end
 return redis.call('HLEN', P .. 'gates')
 """,
-    # ARGV: prefix, entry, capacity, then (when the request is observed) account, now, told
-    # scope ('' none), told until, scopes...
+    # ARGV: prefix, entry, capacity, then (with an audit, mock_server.audit.Audit): account,
+    # now, wall, grace, counted (1/0), told scope ('' none), told until, polled task ('' none),
+    # poll interval, max polls, max evidence, max polled, evidence prefix (JSON without the
+    # detail's value and the closing brace), the number of findings, (id, detail) pairs, scopes
     "record": r"""
 local e = need_epoch() if e then return e end
 if ARGV[4] then
-  local early = false
-  for i = 8, #ARGV do
-    local until_ = redis.call('HGET', P .. 'waits', ARGV[4] .. '\0' .. ARGV[i])
-    if until_ and tonumber(ARGV[5]) < tonumber(until_) then early = true end
+  local acct, now, wall, grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local function find(fid, detail)
+    local field = acct .. '\0' .. fid
+    redis.call('HINCRBY', P .. 'findings', field, 1)
+    local key = P .. 'evidence:' .. field
+    if redis.call('LLEN', key) < tonumber(ARGV[14]) then
+      redis.call('RPUSH', key, ARGV[16] .. cjson.encode(detail) .. '}')
+    end
   end
-  redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0requests', 1)
-  if early then
-    redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0retry_after_violations', 1)
+  if ARGV[8] == '1' then redis.call('HINCRBY', P .. 'tallies', acct .. '\0requests', 1) end
+  local nf = tonumber(ARGV[17])
+  local late, worst = 0, nil
+  for i = 18 + 2 * nf, #ARGV do
+    local field = acct .. '\0' .. ARGV[i]
+    local until_ = redis.call('HGET', P .. 'waits', field)
+    if until_ then
+      until_ = tonumber(until_)
+      local told_wall = tonumber(redis.call('HGET', P .. 'waits_from', field))
+      if now < until_ and wall > told_wall + grace and until_ - now > late then
+        late, worst = until_ - now, ARGV[i]
+      end
+    end
   end
-  if ARGV[6] ~= '' then
-    redis.call('HINCRBY', P .. 'tallies', ARGV[4] .. '\0rate_limited', 1)
-    local field = ARGV[4] .. '\0' .. ARGV[6]
-    local seen = redis.call('HGET', P .. 'waits', field)
-    if not seen or tonumber(seen) < tonumber(ARGV[7]) then
-      redis.call('HSET', P .. 'waits', field, ARGV[7])
+  if worst then
+    find('retry_after_ignored',
+      string.format('sent %.3f s before the Retry-After ran out (scope %s)', late, worst))
+  end
+  if ARGV[11] ~= '' then
+    local field = acct .. '\0' .. ARGV[11]
+    local interval, max_polls = tonumber(ARGV[12]), tonumber(ARGV[13])
+    local old = redis.call('HGET', P .. 'polls', field)
+    local gap, count = math.huge, 1
+    if old then
+      local sep = string.find(old, ' ', 1, true)
+      gap = now - tonumber(string.sub(old, 1, sep - 1))
+      count = tonumber(string.sub(old, sep + 1)) + 1
+    else
+      redis.call('RPUSH', P .. 'poll_order', field)
+      if redis.call('LLEN', P .. 'poll_order') > tonumber(ARGV[15]) then
+        redis.call('HDEL', P .. 'polls', redis.call('LPOP', P .. 'poll_order'))
+      end
+    end
+    redis.call('HSET', P .. 'polls', field, ARGV[5] .. ' ' .. count)
+    if count > max_polls then
+      find('poll_storm', string.format('query %d of this task (at most %d)', count, max_polls))
+    elseif gap < interval then
+      find('poll_storm', string.format(
+        'queried %.3f s after the previous query of this task (at most one per %g s)',
+        gap, interval))
+    end
+  end
+  for i = 18, 17 + 2 * nf, 2 do find(ARGV[i], ARGV[i + 1]) end
+  if ARGV[9] ~= '' then
+    redis.call('HINCRBY', P .. 'tallies', acct .. '\0rate_limited', 1)
+    local field = acct .. '\0' .. ARGV[9]
+    local old = redis.call('HGET', P .. 'waits', field)
+    if old and now < tonumber(old) then
+      if tonumber(old) < tonumber(ARGV[10]) then
+        redis.call('HSET', P .. 'waits', field, ARGV[10])
+      end
+    else
+      redis.call('HSET', P .. 'waits', field, ARGV[10])
+      redis.call('HSET', P .. 'waits_from', field, ARGV[6])
     end
   end
 end
@@ -282,6 +332,15 @@ if over > 0 then
 end
 return 1
 """,
+    "audit": r"""
+local e = need_epoch() if e then return e end
+local flat = redis.call('HGETALL', P .. 'findings')
+local out = {}
+for i = 1, #flat, 2 do
+  out[#out + 1] = {flat[i], flat[i + 1], redis.call('LRANGE', P .. 'evidence:' .. flat[i], 0, -1)}
+end
+return out
+""",
     # ARGV: prefix, limit (-1 = all)
     "journal": r"""
 local e = need_epoch() if e then return e end
@@ -290,31 +349,6 @@ local entries = {}
 if limit < 0 then entries = redis.call('LRANGE', P .. 'journal', 0, -1)
 elseif limit > 0 then entries = redis.call('LRANGE', P .. 'journal', -limit, -1) end
 return {redis.call('HGET', P .. 'ctr', 'journal_dropped') or '0', entries}
-""",
-    # ARGV: prefix, account, now, scopes...
-    "observe": r"""
-local e = need_epoch() if e then return e end
-local now = tonumber(ARGV[3])
-local early = false
-for i = 4, #ARGV do
-  local until_ = redis.call('HGET', P .. 'waits', ARGV[2] .. '\0' .. ARGV[i])
-  if until_ and now < tonumber(until_) then early = true end
-end
-redis.call('HINCRBY', P .. 'tallies', ARGV[2] .. '\0requests', 1)
-if early then
-  redis.call('HINCRBY', P .. 'tallies', ARGV[2] .. '\0retry_after_violations', 1)
-  return 1
-end
-return 0
-""",
-    # ARGV: prefix, account\0scope, until
-    "not_before": r"""
-local e = need_epoch() if e then return e end
-local seen = redis.call('HGET', P .. 'waits', ARGV[2])
-if not seen or tonumber(seen) < tonumber(ARGV[3]) then
-  redis.call('HSET', P .. 'waits', ARGV[2], ARGV[3])
-end
-return 1
 """,
     # ARGV: prefix, account\0counter, count
     "bump": r"""

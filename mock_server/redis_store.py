@@ -23,6 +23,7 @@ from typing import Any
 import hiredis
 import redis
 
+from mock_server.audit import MAX_EVIDENCE, MAX_POLLED, Audit, evidence
 from mock_server.redis_lua import PRELUDE, SCRIPTS
 from mock_server.store import (
     MAX_GATES,
@@ -35,7 +36,6 @@ from mock_server.store import (
     Lease,
     PackSpec,
     Refusal,
-    Seen,
     milli,
     task_from_json,
     task_to_json,
@@ -389,17 +389,30 @@ class RedisStore:
     def gate_count(self) -> int:
         return int(self._run("gate_count"))
 
-    def record(
-        self,
-        entry: dict[str, Any],
-        capacity: int,
-        seen: Seen | None = None,
-        told: tuple[str, float] | None = None,
-    ) -> None:
+    def record(self, entry: dict[str, Any], capacity: int, audit: Audit | None = None) -> None:
         extra: list[Any] = []
-        if seen is not None:
-            scope, until = told if told is not None else ("", 0.0)
-            extra = [seen[0], repr(seen[2]), scope, repr(float(until)), *seen[1]]
+        if audit is not None:
+            scope, until = audit.told if audit.told is not None else ("", 0.0)
+            base = json.dumps(evidence(entry, ""), separators=(",", ":"))
+            prefix = base[: -len('""}')]  # the script appends the detail and the brace
+            extra = [
+                audit.account,
+                repr(float(audit.now)),
+                repr(float(audit.wall)),
+                repr(float(audit.grace_s)),
+                int(audit.counted),
+                scope,
+                repr(float(until)),
+                audit.poll or "",
+                repr(float(audit.poll_interval_s)),
+                audit.max_polls,
+                MAX_EVIDENCE,
+                MAX_POLLED,
+                prefix,
+                len(audit.findings),
+                *(part for pair in audit.findings for part in pair),
+                *audit.scopes,
+            ]
         self._run("record", json.dumps(entry, separators=(",", ":")), capacity, *extra)
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
@@ -407,12 +420,6 @@ class RedisStore:
         return [json.loads(e) for e in entries], int(dropped)
 
     # -- what clients did ----------------------------------------------------------------------
-
-    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
-        return bool(self._run("observe", account, repr(now), *scopes))
-
-    def not_before(self, account: str, scope: str, until: float) -> None:
-        self._run("not_before", f"{account}\0{scope}", repr(float(until)))
 
     def bump(self, account: str, counter: str, count: int = 1) -> None:
         self._run("bump", f"{account}\0{counter}", count)
@@ -423,6 +430,13 @@ class RedisStore:
         for field, value in zip(flat[::2], flat[1::2], strict=True):
             account, _, counter = _text(field).partition("\0")
             found.setdefault(account, {})[counter] = int(value)
+        return found
+
+    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
+        found: dict[str, dict[str, tuple[int, list[dict[str, Any]]]]] = {}
+        for field, count, kept in self._run("audit"):
+            account, _, fid = _text(field).partition("\0")
+            found.setdefault(account, {})[fid] = (int(count), [json.loads(e) for e in kept])
         return found
 
     # -- fault rules ---------------------------------------------------------------------------

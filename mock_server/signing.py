@@ -31,6 +31,9 @@ def signed_query(key: bytes, path: str, expires: int) -> str:
     return urlencode({"expires": expires, "signature": signature(key, path, expires)})
 
 
+EXPIRED = "the URL expired at"  # how check() starts the reason of a URL past its expiry
+
+
 def check(key: bytes, path: str, expires: str | None, given: str | None, now: float) -> str | None:
     """None when the URL is valid at ``now``; else why it is refused."""
     if not expires or not given:
@@ -42,5 +45,5 @@ def check(key: bytes, path: str, expires: str | None, given: str | None, now: fl
     if not hmac.compare_digest(signature(key, path, int(expires)), given):
         return "the signature does not match the URL"
     if now >= int(expires):
-        return f"the URL expired at {int(expires)} (mock time {int(now)})"
+        return f"{EXPIRED} {int(expires)} (mock time {int(now)})"
     return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
+from mock_server.audit import Audit
 from mock_server.tasks import Task
 
 
@@ -217,17 +218,13 @@ class Store(Protocol):
 
     def gate_count(self) -> int: ...
 
-    def record(
-        self,
-        entry: dict[str, Any],
-        capacity: int,
-        seen: Seen | None = None,
-        told: tuple[str, float] | None = None,
-    ) -> None:
-        """Append a journal entry; keep the newest ``capacity``. With ``seen``, also
-        :meth:`observe` the request, and then, with ``told`` (scope, until: it was answered
-        429 with a Retry-After), count it as rate limited and set :meth:`not_before`: one
-        step, a shared store's round trips saved."""
+    def record(self, entry: dict[str, Any], capacity: int, audit: Audit | None = None) -> None:
+        """Append a journal entry; keep the newest ``capacity``. With ``audit``, also judge the
+        request in the same step (:mod:`mock_server.audit`): count it in the account's
+        ``requests``, record each finding it makes with the entry as evidence (the first
+        ``MAX_EVIDENCE`` per finding), update its task's poll record, and, when it was
+        answered 429 with a Retry-After (``audit.told``), count it as rate limited and
+        remember the wait."""
         ...
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
@@ -236,21 +233,16 @@ class Store(Protocol):
 
     # -- what clients did ----------------------------------------------------------------------
 
-    def observe(self, account: str, scopes: tuple[str, ...], now: float) -> bool:
-        """Count a request of an account; whether it came before a time a 429 advertised for
-        one of its ``scopes`` (then it is also counted as a Retry-After violation)."""
-        ...
-
-    def not_before(self, account: str, scope: str, until: float) -> None:
-        """A 429 told the account to wait until ``until`` (mock time) for ``scope``."""
-        ...
-
     def bump(self, account: str, counter: str, count: int = 1) -> None:
         """Add to one of an account's counters."""
         ...
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Every account's counters."""
+        ...
+
+    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
+        """Per account, per finding id: (count, the first offending requests' evidence)."""
         ...
 
     # -- fault rules ---------------------------------------------------------------------------
@@ -299,9 +291,6 @@ class Store(Protocol):
 
     def attempts(self, task_id: str | None = None) -> list[dict[str, Any]]: ...
 
-
-Seen = tuple[str, tuple[str, ...], float]
-"""An API request to :meth:`Store.observe`: account, scopes, mock time."""
 
 MAX_GATES = 10_000
 MILLI = Decimal(1000)

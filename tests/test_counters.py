@@ -22,7 +22,10 @@ def advance(client: FlaskClient, seconds: float) -> None:
     assert client.post("/__mock/clock/advance", json={"seconds": seconds}).status_code == 200
 
 
-@with_config(concurrency={"video": 1})
+NO_GRACE = {"retry_after_grace_s": 0}  # the test client's retries come within the 50 ms grace
+
+
+@with_config(concurrency={"video": 1}, audit=NO_GRACE)
 def test_a_create_before_the_retry_after_is_a_violation(
     client: FlaskClient, auth: dict[str, str]
 ) -> None:
@@ -41,7 +44,7 @@ def test_a_create_before_the_retry_after_is_a_violation(
     assert found["rate_limited"] == 2 and found["tasks_created"] == 2 and found["requests"] == 5
 
 
-@with_config(rate_limit={"requests": 2, "window_s": 10})
+@with_config(rate_limit={"requests": 2, "window_s": 10}, audit=NO_GRACE)
 def test_after_a_rate_refusal_any_request_is_early(
     client: FlaskClient, auth: dict[str, str]
 ) -> None:

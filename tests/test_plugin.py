@@ -386,3 +386,47 @@ def test_many(kling_mock, kling_client, n):
         assert requests.get(f"{url}/__mock/tasks", timeout=10).json()["data"] == []
     finally:
         served.stop()
+
+
+POLLS_TWICE = """
+import pytest
+
+{decorator}
+def test_polls_twice_at_once(kling_client):
+    task_id = kling_client.text2video("a quiet harbour")["task_id"]
+    kling_client.get_task("text2video", task_id)
+    kling_client.get_task("text2video", task_id)  # the same mock second: a poll storm
+
+def test_polls_once(kling_client):
+    kling_client.get_task("text2video", kling_client.text2video("a harbour")["task_id"])
+"""
+
+
+def test_the_audit_marker_fails_a_test_whose_client_broke_a_rule(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, POLLS_TWICE.format(decorator="@pytest.mark.kling_audit"))
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the client broke rules the mock checks:",
+            "account 'default':",
+            "  poll_storm: 1 request(s)",
+            "    GET /v1/videos/text2video/* at mock time * (request *): queried 0.000 s after the "
+            "previous query of this task (at most one per 1 s)",
+            "    fix: poll a task at most once every few seconds*",
+        ]
+    )
+
+
+def test_the_audit_marker_allows_what_a_test_names(pytester: pytest.Pytester) -> None:
+    source = POLLS_TWICE.format(decorator='@pytest.mark.kling_audit(allow=["poll_storm"])')
+    run(pytester, source).assert_outcomes(passed=2)
+
+
+def test_unmarked_tests_are_not_judged_unless_the_ini_option_says(
+    pytester: pytest.Pytester,
+) -> None:
+    run(pytester, POLLS_TWICE.format(decorator="")).assert_outcomes(passed=2)
+    pytester.makeini("[pytest]\nkling_audit = true\n")
+    run(pytester, POLLS_TWICE.format(decorator="")).assert_outcomes(passed=1, failed=1)

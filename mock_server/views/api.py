@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from werkzeug.sansio.utils import get_current_url
 
+from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
 from mock_server import render
 from mock_server.envelope import invalid, ok
+from mock_server.errors import ApiError
 from mock_server.views import faults
 from mock_server.views.common import backend, json_body
 
@@ -43,8 +45,25 @@ def make_blueprint() -> Blueprint:
 def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
-    g.account = mock.authenticate(request.headers.get("Authorization"))
-    g.seen = mock.seen(g.account, request.method, request.path)  # counted with its journal entry
+    notes: dict[str, Any] = {}
+    try:
+        g.account = mock.authenticate(request.headers.get("Authorization"), notes)
+    except ApiError as exc:  # a token refused for its time still names who sent it
+        if exc.code == ErrorCode.AUTH_EXPIRED and "account" in notes:
+            found = mock.token_findings(notes["claims"])
+            g.audit = mock.audit_of(
+                notes["account"].name, request.method, request.path, findings=found, counted=False
+            )
+        raise
+    # Judged with its journal entry: the account's requests, Retry-After, polls, its token.
+    ident = (request.view_args or {}).get("ident")
+    g.audit = mock.audit_of(
+        g.account.name,
+        request.method,
+        request.path,
+        poll=ident if (request.endpoint or "").startswith("api.get_") else None,
+        findings=mock.token_findings(notes["claims"]) if "claims" in notes else (),
+    )
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
 
@@ -54,7 +73,8 @@ def note_retry_after(response: Response) -> Response:
     then is counted."""
     if response.status_code == 429 and g.get("account") is not None:
         seconds = response.headers.get("Retry-After", "")
-        g.told = backend().told_to_wait(
+        g.audit = backend().told_to_wait(
+            g.audit,
             request.method,
             request.path,
             int(g.get("kling_code") or 0),

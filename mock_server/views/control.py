@@ -158,6 +158,12 @@ def counters() -> Response:
     return ok(backend().counters())
 
 
+@bp.get("/audit")
+def audit() -> Response:
+    """What each account's client did against the rules: findings, evidence, fix hints."""
+    return ok(backend().audit())
+
+
 @bp.get("/requests")
 def requests_journal() -> Response:
     """The journal of API requests, oldest first (``?limit=N`` keeps the newest N)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from kling_testkit.codes import ErrorCode
 from mock_server import media, render, signing
+from mock_server.audit import RESULT_READ_TOO_EARLY, RESULT_URL_EXPIRED
 from mock_server.errors import ApiError
 from mock_server.tasks import SUCCEED
 from mock_server.views import faults
@@ -34,17 +35,29 @@ def file(task_id: str, name: str) -> Response:
     No auth: a signed result URL works for whoever holds it, like a CDN's.
     """
     mock = backend()
+    now = mock.now()
     refused = signing.check(
         mock.url_key,
         render.media_path(task_id, name),
         request.args.get("expires"),
         request.args.get("signature"),
-        mock.now(),
+        now,
     )
+    task = mock.find_task(task_id)
+    if task is not None:  # judged for the task's account (downloads carry no auth)
+        status = task.status_at(now)
+        found: tuple[tuple[str, str], ...] = ()
+        if status != SUCCEED:
+            detail = f"the task is {status}; results exist only once it has succeeded"
+            found = ((RESULT_READ_TOO_EARLY, detail),)
+        elif refused is not None and refused.startswith(signing.EXPIRED):
+            found = ((RESULT_URL_EXPIRED, refused),)
+        if found:
+            path = request.path
+            g.audit = mock.audit_of(task.account, "GET", path, findings=found, counted=False)
     if refused is not None:
         raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
-    task = mock.find_task(task_id)
-    if task is None or task.status_at(mock.now()) != SUCCEED:
+    if task is None or task.status_at(now) != SUCCEED:
         raise _not_found(name)
     for index, pair in enumerate(render.media_names(task)):
         if name not in pair:

@@ -1,0 +1,118 @@
+"""The mock as a judge: what a client did against the rules the pitfalls teach.
+
+Each request an account sends is checked in its journal step (one atomic store operation with
+the journal entry and the counters, so ``retry_after_violations`` in ``/__mock/counters`` is the
+``retry_after_ignored`` finding's count). A finding has a stable id, a count, the first
+``MAX_EVIDENCE`` offending requests and a fix hint; findings are kept per account, and a
+namespace is a store of its own, so per namespace too. Everything here is bounded: the finding
+ids are fixed, the accounts come from the config, the evidence is capped, and the per-task poll
+records keep the newest ``MAX_POLLED`` tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RETRY_AFTER_IGNORED = "retry_after_ignored"
+RESULT_READ_TOO_EARLY = "result_read_too_early"
+POLL_STORM = "poll_storm"
+TOKEN_MISUSE = "token_misuse"
+RESULT_URL_EXPIRED = "result_url_expired"
+
+HINTS: dict[str, str] = {
+    RETRY_AFTER_IGNORED: (
+        "after a 429, wait the Retry-After seconds before sending again (after 1302 every "
+        "request of the account waits; after 1303 or 1102 the same method and path)"
+    ),
+    RESULT_READ_TOO_EARLY: (
+        "download a result only once the task's status is succeed, from the URL in its "
+        "task_result; never build or guess a result URL"
+    ),
+    POLL_STORM: (
+        "poll a task at most once every few seconds (back off, e.g. 2 s growing to 15 s), give "
+        "up at a deadline, or use callback_url instead of polling"
+    ),
+    TOKEN_MISUSE: (
+        "sign a token with exp about 30 minutes ahead, reuse it for every request, and sign a "
+        "new one shortly before it expires (allowing for clock skew)"
+    ),
+    RESULT_URL_EXPIRED: (
+        "download results soon after the task succeeds (result URLs expire); for an old task, "
+        "query it again and use the URL it returns"
+    ),
+}
+"""Every finding id, with how to fix it."""
+
+MAX_EVIDENCE = 5  # offending requests kept per finding and account
+MAX_POLLED = 10_000  # tasks whose last poll is remembered (the oldest forgotten first)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One request as the journal step checks it (see :meth:`mock_server.store.Store.record`).
+
+    ``now`` is the mock time and ``wall`` the store's wall clock when the request arrived.
+    A request under one of ``scopes`` is early when it arrives before a Retry-After for that
+    scope ran out, unless it arrived within ``grace_s`` wall seconds of the first 429 of that
+    wait (it may have been in flight already). ``told`` (scope, until): this request was
+    answered 429 with a Retry-After. ``poll``: the task this request queried; it is a storm when
+    it comes less than ``poll_interval_s`` mock seconds after the previous query of that task,
+    or past ``max_polls`` queries. ``findings``: (id, detail) pairs decided from the request
+    alone. ``counted``: an API request (counted in the account's ``requests``).
+    """
+
+    account: str
+    now: float
+    wall: float
+    scopes: tuple[str, ...] = ()
+    grace_s: float = 0.05
+    told: tuple[str, float] | None = None
+    poll: str | None = None
+    poll_interval_s: float = 1.0
+    max_polls: int = 1000
+    findings: tuple[tuple[str, str], ...] = ()
+    counted: bool = True
+
+
+def evidence(entry: dict[str, Any], detail: str) -> dict[str, Any]:
+    """What a finding keeps of an offending request (its journal entry) and why."""
+    return {
+        "method": entry.get("method"),
+        "path": entry.get("path"),
+        "time": entry.get("time"),
+        "request_id": entry.get("request_id"),
+        "detail": detail,
+    }
+
+
+def early_detail(seconds: float, scope: str) -> str:
+    return f"sent {seconds:.3f} s before the Retry-After ran out (scope {scope})"
+
+
+def storm_detail(gap: float, interval: float, count: int, max_polls: int) -> str:
+    if count > max_polls:
+        return f"query {count} of this task (at most {max_polls})"
+    return (
+        f"queried {gap:.3f} s after the previous query of this task "
+        f"(at most one per {interval:g} s)"
+    )
+
+
+def report(
+    found: dict[str, dict[str, tuple[int, list[dict[str, Any]]]]], accounts: list[str]
+) -> dict[str, Any]:
+    """The ``GET /__mock/audit`` document: per account, each finding with its count, evidence
+    and fix hint (only findings that occurred), and the totals per finding id."""
+    out: dict[str, Any] = {}
+    totals: dict[str, int] = {}
+    for account in sorted(set(accounts) | set(found)):
+        mine = found.get(account, {})
+        out[account] = {
+            fid: {"count": mine[fid][0], "evidence": mine[fid][1], "hint": HINTS[fid]}
+            for fid in HINTS
+            if fid in mine and mine[fid][0] > 0
+        }
+        for fid, item in out[account].items():
+            totals[fid] = totals.get(fid, 0) + item["count"]
+    return {"clean": not totals, "accounts": out, "totals": totals}

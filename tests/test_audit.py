@@ -1,0 +1,204 @@
+"""``GET /__mock/audit``: each way a client broke the rules, with evidence and a fix hint."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+from flask.testing import FlaskClient
+
+from kling_testkit.auth import bearer
+from mock_server.audit import HINTS, MAX_EVIDENCE
+from tests.conftest import CREDS, T2V, accepted, create, with_config
+
+pytestmark = pytest.mark.both_stores
+
+NO_GRACE = {"retry_after_grace_s": 0}
+ENDS = 130  # default text2video: 10 s queued + 120 s processing
+
+
+def audit(client: FlaskClient, prefix: str = "") -> dict[str, Any]:
+    response = client.get(f"{prefix}/__mock/audit")
+    assert response.status_code == 200, response.json
+    data: dict[str, Any] = response.json["data"]  # type: ignore[index]
+    return data
+
+
+def findings(client: FlaskClient, account: str = "default") -> dict[str, Any]:
+    found: dict[str, Any] = audit(client)["accounts"][account]
+    return found
+
+
+def advance(client: FlaskClient, seconds: float) -> None:
+    assert client.post("/__mock/clock/advance", json={"seconds": seconds}).status_code == 200
+
+
+def token(**claims: Any) -> dict[str, str]:
+    return bearer(jwt.encode({"iss": CREDS.access_key, **claims}, CREDS.secret_key))
+
+
+def test_a_fresh_mock_is_clean(client: FlaskClient) -> None:
+    assert audit(client) == {"clean": True, "accounts": {"default": {}}, "totals": {}}
+
+
+# -- retry_after_ignored ---------------------------------------------------------------------
+
+
+@with_config(concurrency={"video": 1}, audit=NO_GRACE)
+def test_retry_after_ignored(client: FlaskClient, auth: dict[str, str]) -> None:
+    accepted(create(client, auth))
+    assert create(client, auth).status_code == 429
+    again = create(client, auth)  # at once, ignoring the header
+    assert again.status_code == 429
+    found = findings(client)
+    assert list(found) == ["retry_after_ignored"]
+    item = found["retry_after_ignored"]
+    assert item["count"] == 1 and item["hint"] == HINTS["retry_after_ignored"]
+    (evidence,) = item["evidence"]
+    assert evidence["method"] == "POST" and evidence["path"] == T2V
+    assert evidence["request_id"] == again.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"].startswith("sent ") and f"scope POST {T2V}" in evidence["detail"]
+    counters = client.get("/__mock/counters").json["data"]  # type: ignore[index]
+    assert counters["accounts"]["default"]["retry_after_violations"] == 1  # one mechanism
+    assert audit(client)["totals"] == {"retry_after_ignored": 1}
+    assert audit(client)["clean"] is False
+
+
+@with_config(concurrency={"video": 1}, audit=NO_GRACE)
+def test_waiting_as_told_is_clean(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth))
+    refused = create(client, auth)
+    assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200  # other path: fine
+    advance(client, ENDS)
+    assert int(refused.headers["Retry-After"]) <= ENDS
+    accepted(create(client, auth))
+    assert audit(client)["clean"] is True
+
+
+@with_config(concurrency={"video": 1}, audit={"retry_after_grace_s": 0.5})
+def test_requests_within_the_grace_of_the_first_429_are_not_counted(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    accepted(create(client, auth))
+    assert create(client, auth).status_code == 429  # the wait starts (wall time kept)
+    assert create(client, auth).status_code == 429  # may have been in flight: not counted
+    time.sleep(0.3)
+    assert create(client, auth).status_code == 429  # still within 0.5 s of the first 429
+    assert audit(client)["clean"] is True
+    time.sleep(0.3)  # 0.6 s after the first 429, 0.3 s after the last one
+    assert create(client, auth).status_code == 429  # the grace runs from the first: counted
+    assert findings(client)["retry_after_ignored"]["count"] == 1
+
+
+@with_config(concurrency={"video": 1}, audit=NO_GRACE)
+def test_evidence_is_capped(client: FlaskClient, auth: dict[str, str]) -> None:
+    accepted(create(client, auth))
+    assert create(client, auth).status_code == 429
+    ids = [create(client, auth).json["request_id"] for _ in range(MAX_EVIDENCE + 2)]
+    item = findings(client)["retry_after_ignored"]
+    assert item["count"] == MAX_EVIDENCE + 2
+    assert [e["request_id"] for e in item["evidence"]] == ids[:MAX_EVIDENCE]  # the first ones
+
+
+# -- poll_storm ------------------------------------------------------------------------------
+
+
+def test_poll_storm(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth))
+    assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200
+    advance(client, 0.5)
+    storm = client.get(f"{T2V}/{task_id}", headers=auth)
+    (evidence,) = findings(client)["poll_storm"]["evidence"]
+    assert evidence["path"] == f"{T2V}/{task_id}" and evidence["method"] == "GET"
+    assert evidence["request_id"] == storm.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"] == (
+        "queried 0.500 s after the previous query of this task (at most one per 1 s)"
+    )
+
+
+@with_config(audit={"poll_interval_s": 0, "max_polls": 3})
+def test_too_many_polls_of_one_task(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth))
+    for _ in range(4):
+        assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200
+    item = findings(client)["poll_storm"]
+    assert item["count"] == 1
+    assert item["evidence"][0]["detail"] == "query 4 of this task (at most 3)"
+
+
+def test_polling_once_a_second_per_task_is_clean(client: FlaskClient, auth: dict[str, str]) -> None:
+    first, second = accepted(create(client, auth)), accepted(create(client, auth))
+    for _ in range(5):
+        for task_id in (first, second):  # two tasks at the same moment: one poll each
+            assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200
+        advance(client, 1)
+    assert audit(client)["clean"] is True
+
+
+# -- result_read_too_early, result_url_expired ---------------------------------------------
+
+
+@with_config(result_ttl_s=600)
+def test_result_read_too_early_and_after_expiry(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth))
+    guessed = client.get(f"/media/{task_id}/0.mp4")  # a URL built before the task succeeded
+    assert guessed.status_code == 403
+    (early,) = findings(client)["result_read_too_early"]["evidence"]
+    assert early["path"] == f"/media/{task_id}/0.mp4"
+    assert early["detail"] == "the task is submitted; results exist only once it has succeeded"
+    advance(client, ENDS)
+    task = client.get(f"{T2V}/{task_id}", headers=auth).json["data"]  # type: ignore[index]
+    url = task["task_result"]["videos"][0]["url"]
+    assert client.get(url).status_code == 200  # in time: no finding
+    assert set(findings(client)) == {"result_read_too_early"}
+    advance(client, 600)
+    assert client.get(url).status_code == 403
+    (late,) = findings(client)["result_url_expired"]["evidence"]
+    assert late["detail"].startswith("the URL expired at ")
+    counters = client.get("/__mock/counters").json["data"]  # type: ignore[index]
+    assert counters["accounts"]["default"]["requests"] == 2  # downloads are no API requests
+
+
+# -- token_misuse ----------------------------------------------------------------------------
+
+
+def test_an_expired_token_is_misuse(client: FlaskClient) -> None:
+    now = int(time.time())
+    refused = client.get(T2V, headers=token(exp=now - 10, nbf=now - 100))
+    assert refused.status_code == 401
+    (evidence,) = findings(client)["token_misuse"]["evidence"]
+    assert evidence["request_id"] == refused.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"].startswith("token used 1") and "after its exp" in evidence["detail"]
+
+
+def test_a_day_long_token_is_misuse(client: FlaskClient) -> None:
+    now = int(time.time())
+    assert client.get(T2V, headers=token(iat=now, exp=now + 86400)).status_code == 200
+    (evidence,) = findings(client)["token_misuse"]["evidence"]
+    assert evidence["detail"] == (
+        "token lifetime 86400 s (exp - iat); the documented one is 1800 s, the audit allows 3600 s"
+    )
+
+
+def test_a_half_hour_token_is_clean(client: FlaskClient, auth: dict[str, str]) -> None:
+    now = int(time.time())
+    assert client.get(T2V, headers=token(iat=now, exp=now + 1800)).status_code == 200
+    assert client.get(T2V, headers=auth).status_code == 200
+    assert audit(client)["clean"] is True
+
+
+# -- scope -----------------------------------------------------------------------------------
+
+
+def test_each_namespace_and_reset_has_its_own_audit(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    task_id = accepted(client.post("/ns/a" + T2V, json={"prompt": "a cat"}, headers=auth))
+    for _ in range(2):
+        assert client.get(f"/ns/a{T2V}/{task_id}", headers=auth).status_code == 200
+    assert audit(client, "/ns/a")["totals"] == {"poll_storm": 1}
+    assert audit(client)["clean"] is True
+    assert client.post("/ns/a/__mock/reset").status_code == 200
+    assert audit(client, "/ns/a")["clean"] is True
