@@ -19,6 +19,7 @@ RESULT_READ_TOO_EARLY = "result_read_too_early"
 POLL_STORM = "poll_storm"
 TOKEN_MISUSE = "token_misuse"
 RESULT_URL_EXPIRED = "result_url_expired"
+OVERSPEND = "overspend"
 
 HINTS: dict[str, str] = {
     RETRY_AFTER_IGNORED: (
@@ -40,6 +41,10 @@ HINTS: dict[str, str] = {
     RESULT_URL_EXPIRED: (
         "download results soon after the task succeeds (result URLs expire); for an old task, "
         "query it again and use the URL it returns"
+    ),
+    OVERSPEND: (
+        "keep a budget in the app and stop submitting before it is spent (kling_testkit's "
+        "Budget; GET /account/costs tells what is left)"
     ),
 }
 """Every finding id, with how to fix it."""

@@ -27,7 +27,7 @@ from kling_testkit.pricing import format_units, pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
-from mock_server.audit import RETRY_AFTER_IGNORED, TOKEN_MISUSE, Audit
+from mock_server.audit import OVERSPEND, RETRY_AFTER_IGNORED, TOKEN_MISUSE, Audit
 from mock_server.audit import report as audit_report
 from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
@@ -322,6 +322,28 @@ class Backend:
                 ),
             )
         return ()
+
+    def overspend(self, account: Account, task: Task) -> tuple[tuple[str, str], ...]:
+        """After a create: the ``overspend`` finding when the account's units spent or held by
+        running tasks (this one included) exceed ``audit.budget_units``."""
+        budget = self.config.audit.get("budget_units")
+        if budget is None:
+            return ()
+        now = self.now()
+        committed = sum(
+            (
+                sum(self.store.pack_usage(spec.pack_id, now), Decimal(0))
+                for spec in self._packs(account)
+            ),
+            Decimal(0),
+        )
+        if committed <= Decimal(str(budget)):
+            return ()
+        detail = (
+            f"{format_units(committed)} units spent or held after this task "
+            f"({format_units(task.cost)}); the budget is {format_units(Decimal(str(budget)))}"
+        )
+        return ((OVERSPEND, detail),)
 
     def told_to_wait(self, audit: Audit, method: str, path: str, code: int, seconds: int) -> Audit:
         """A 429 with ``Retry-After: seconds`` went out: the audit with (scope, until) set.

@@ -76,13 +76,14 @@ def default_callbacks() -> dict[str, Any]:
     }
 
 
-def default_audit() -> dict[str, float]:
+def default_audit() -> dict[str, Any]:
     """How strictly the audit (``mock_server.audit``) judges clients."""
     return {
         "retry_after_grace_s": 0.05,  # wall seconds after a 429 when a request may be in flight
         "poll_interval_s": 1.0,  # mock seconds: a task queried more often is a poll storm
         "max_polls": 1000,  # queries of one task past this are a poll storm
         "max_token_lifetime_s": 3600.0,  # exp - iat above this is token misuse (documented 1800)
+        "budget_units": None,  # units an account may spend or hold before a create overspends
     }
 
 
@@ -149,7 +150,7 @@ class MockConfig:
     policy_message: str = "Failure to pass the risk control system"
     result_ttl_s: float = 30 * DAY
     callbacks: dict[str, Any] = field(default_factory=default_callbacks)
-    audit: dict[str, float] = field(default_factory=default_audit)
+    audit: dict[str, Any] = field(default_factory=default_audit)
     rules: tuple[dict[str, Any], ...] = ()
     control_token: str | None = None  # when set, every /__mock call must carry it
     max_namespaces: int = 1000  # /ns/<name> mocks kept; the least recently used goes first

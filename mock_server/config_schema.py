@@ -123,6 +123,7 @@ SCHEMA: dict[str, Any] = {
                 "poll_interval_s": _seconds(86400.0),
                 "max_polls": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
                 "max_token_lifetime_s": _seconds(YEAR_S, exclusive_zero=True),
+                "budget_units": {"oneOf": [{"type": "null"}, _UNITS]},
             },
         },
         "failure_rate": {

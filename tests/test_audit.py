@@ -202,3 +202,25 @@ def test_each_namespace_and_reset_has_its_own_audit(
     assert audit(client)["clean"] is True
     assert client.post("/ns/a/__mock/reset").status_code == 200
     assert audit(client, "/ns/a")["clean"] is True
+
+
+# -- overspend -------------------------------------------------------------------------------
+
+
+@with_config(audit={"budget_units": 2})
+def test_overspend(client: FlaskClient, auth: dict[str, str]) -> None:
+    for _ in range(2):
+        accepted(create(client, auth))
+    assert audit(client)["clean"] is True  # 2 units held: within the budget
+    third = create(client, auth)
+    accepted(third)
+    (evidence,) = findings(client)["overspend"]["evidence"]
+    assert evidence["method"] == "POST" and evidence["path"] == T2V
+    assert evidence["request_id"] == third.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"] == "3 units spent or held after this task (1); the budget is 2"
+
+
+def test_without_a_budget_nothing_overspends(client: FlaskClient, auth: dict[str, str]) -> None:
+    for _ in range(3):
+        accepted(create(client, auth))
+    assert audit(client)["clean"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -93,9 +94,13 @@ def _query(names: list[str]) -> dict[str, Any]:
 def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
     base_url = _root_url(request.scheme, request.host, request.root_path)
-    task = backend().create_task(
+    mock = backend()
+    task = mock.create_task(
         g.account, family, json_body(), base_url=base_url, effects=g.get("create_effects")
     )
+    over = mock.overspend(g.account, task)
+    if over:
+        g.audit = replace(g.audit, findings=(*g.audit.findings, *over))
     return ok(render.created(task))
 
 
