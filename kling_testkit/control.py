@@ -162,8 +162,8 @@ class MockControl:
         """``{"clean": bool, "accounts": {name: {finding id: {"count", "evidence", "hint"}}},
         "totals": {finding id: count}}``: what each account's client did against the rules
         (``retry_after_ignored``, ``result_read_too_early``, ``poll_storm``, ``token_misuse``,
-        ``result_url_expired``, ``overspend``); ``evidence`` is the first few offending
-        requests."""
+        ``result_url_expired``, ``overspend``, ``retry_without_idempotency``); ``evidence`` is
+        the first few offending requests."""
         data: dict[str, Any] = self.call("GET", "audit")
         return data
 

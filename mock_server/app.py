@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -11,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from kling_testkit.codes import ErrorCode
 from mock_server import envelope
+from mock_server.audit import Audit
 from mock_server.backend import Backend
 from mock_server.config import MockConfig
 from mock_server.errors import ApiError
@@ -30,15 +33,20 @@ _HTTP_ERRORS = {
 }
 
 
-def _body_of_request() -> dict[str, Any]:
-    """The body as the journal keeps it: text, bounded (already read by the view, or now)."""
+def _raw_body() -> bytes:
+    """The request body (already read by the view, or now); empty when there is none or it
+    cannot be read."""
     environ = request.environ
     if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
-        return {}  # neither a length nor chunks: HTTP/1.1 says no body (RFC 9112 6.3)
+        return b""  # neither a length nor chunks: HTTP/1.1 says no body (RFC 9112 6.3)
     try:
-        raw = request.get_data(cache=True, parse_form_data=False)
+        return request.get_data(cache=True, parse_form_data=False)
     except Exception:  # too large, or the client went away: nothing to keep
-        return {}
+        return b""
+
+
+def _body_of_request(raw: bytes) -> dict[str, Any]:
+    """The body as the journal keeps it: text, bounded."""
     if not raw:
         return {}
     text = raw[: MAX_BODY * 4].decode("utf-8", "replace")
@@ -53,6 +61,23 @@ def _queried_task() -> str | None:
     if request.method == "GET" and endpoint.startswith("api.get_") and isinstance(ident, str):
         return ident
     return None
+
+
+def _with_create(audit: Audit | None, response: Response, raw: bytes) -> Audit | None:
+    """A create without ``external_task_id``: its key (path and body) and whether its answer
+    was lost (a 5xx, a transport fault), for the ``retry_without_idempotency`` finding. The body
+    is not parsed again (it may be deep or large): naming the field at all counts as having it."""
+    if (
+        audit is None
+        or request.method != "POST"
+        or not (request.endpoint or "").startswith("api.create_")
+        or not raw
+        or b'"external_task_id"' in raw
+    ):
+        return audit
+    key = hashlib.sha256(request.path.encode() + b"\0" + raw).hexdigest()
+    lost = response.status_code >= 500 or g.get("transport_fault") is not None
+    return replace(audit, create_key=key, lost=lost)
 
 
 def create_app(
@@ -109,6 +134,7 @@ def create_app(
     @app.after_request
     def journal(response: Response) -> Response:
         if not request.path.startswith("/__mock"):
+            raw = _raw_body()
             account = g.get("account")
             here = backend()
             here.journal.record(
@@ -124,9 +150,9 @@ def create_app(
                     latency_ms=g.get("injected_latency_ms"),
                     query=clip(request.query_string.decode("latin-1"), MAX_QUERY),
                     headers=redact_headers(request.headers.items()),
-                    **_body_of_request(),
+                    **_body_of_request(raw),
                 ),
-                g.get("audit"),
+                _with_create(g.get("audit"), response, raw),
             )
         return response
 

@@ -20,6 +20,7 @@ POLL_STORM = "poll_storm"
 TOKEN_MISUSE = "token_misuse"
 RESULT_URL_EXPIRED = "result_url_expired"
 OVERSPEND = "overspend"
+RETRY_WITHOUT_IDEMPOTENCY = "retry_without_idempotency"
 
 HINTS: dict[str, str] = {
     RETRY_AFTER_IGNORED: (
@@ -46,11 +47,16 @@ HINTS: dict[str, str] = {
         "keep a budget in the app and stop submitting before it is spent (kling_testkit's "
         "Budget; GET /account/costs tells what is left)"
     ),
+    RETRY_WITHOUT_IDEMPOTENCY: (
+        "give every create an external_task_id and send the same one when you retry; after a "
+        "lost answer, look the task up by that id before creating it again"
+    ),
 }
 """Every finding id, with how to fix it."""
 
 MAX_EVIDENCE = 5  # offending requests kept per finding and account
 MAX_POLLED = 10_000  # tasks whose last poll is remembered (the oldest forgotten first)
+MAX_LOST = 1000  # creates whose answer was lost, remembered per store (the oldest first)
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,14 @@ class Audit:
     A request under one of ``scopes`` is early when it arrives before a Retry-After for that
     scope ran out, unless it arrived within ``grace_s`` wall seconds of the first 429 of that
     wait (it may have been in flight already). ``told`` (scope, until): this request was
-    answered 429 with a Retry-After. ``poll``: the task this request queried; it is a storm when
-    it comes less than ``poll_interval_s`` mock seconds after the previous query of that task,
-    or past ``max_polls`` queries. ``findings``: (id, detail) pairs decided from the request
-    alone. ``counted``: an API request (counted in the account's ``requests``).
+    answered 429 with a Retry-After; ``told_wall``: the store's wall time when that answer went
+    out (a new wait's grace runs from it). ``poll``: the task this request queried; a storm
+    when it comes less than ``poll_interval_s`` mock seconds after the previous query of that
+    task, or past ``max_polls`` queries. ``create_key``: a create without ``external_task_id``
+    (a hash of its path and body); a retry without idempotency when a create of the same key
+    had its answer ``lost`` (5xx or a transport fault) at most ``retry_window_s`` mock seconds
+    before. ``findings``: (id, detail) pairs decided from the request alone. ``counted``: an
+    API request (counted in the account's ``requests``).
     """
 
     account: str
@@ -73,11 +83,15 @@ class Audit:
     scopes: tuple[str, ...] = ()
     grace_s: float = 0.05
     told: tuple[str, float] | None = None
+    told_wall: float = 0.0
     poll: str | None = None
     poll_interval_s: float = 1.0
     max_polls: int = 1000
     findings: tuple[tuple[str, str], ...] = ()
     counted: bool = True
+    create_key: str | None = None
+    lost: bool = False
+    retry_window_s: float = 60.0
 
 
 def evidence(entry: dict[str, Any], detail: str) -> dict[str, Any]:
@@ -101,6 +115,13 @@ def storm_detail(gap: float, interval: float, count: int, max_polls: int) -> str
     return (
         f"queried {gap:.3f} s after the previous query of this task "
         f"(at most one per {interval:g} s)"
+    )
+
+
+def retry_detail(gap: float) -> str:
+    return (
+        f"the same create as one whose answer was lost {gap:.3f} s before, sent again without "
+        "external_task_id"
     )
 
 

@@ -299,6 +299,7 @@ class Backend:
             max_polls=int(rules["max_polls"]),
             findings=findings,
             counted=counted,
+            retry_window_s=float(rules["retry_window_s"]),
         )
 
     def token_findings(self, claims: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -353,7 +354,7 @@ class Backend:
         scale = self.clock.scale
         until = self.now() + seconds * (scale if scale else 1.0)
         scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
-        return replace(audit, told=(scope, until))
+        return replace(audit, told=(scope, until), told_wall=self.store.wall())
 
     def audit(self) -> dict[str, Any]:
         """``GET /__mock/audit``: each account's findings with evidence and fix hints."""

@@ -84,6 +84,7 @@ def default_audit() -> dict[str, Any]:
         "max_polls": 1000,  # queries of one task past this are a poll storm
         "max_token_lifetime_s": 3600.0,  # exp - iat above this is token misuse (documented 1800)
         "budget_units": None,  # units an account may spend or hold before a create overspends
+        "retry_window_s": 60.0,  # mock seconds: a create sent again within it is a retry
     }
 
 

@@ -124,6 +124,7 @@ SCHEMA: dict[str, Any] = {
                 "max_polls": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
                 "max_token_lifetime_s": _seconds(YEAR_S, exclusive_zero=True),
                 "budget_units": {"oneOf": [{"type": "null"}, _UNITS]},
+                "retry_window_s": _seconds(86400.0),
             },
         },
         "failure_rate": {

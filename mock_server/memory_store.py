@@ -20,12 +20,15 @@ from typing import Any
 
 from mock_server.audit import (
     MAX_EVIDENCE,
+    MAX_LOST,
     MAX_POLLED,
     POLL_STORM,
     RETRY_AFTER_IGNORED,
+    RETRY_WITHOUT_IDEMPOTENCY,
     Audit,
     early_detail,
     evidence,
+    retry_detail,
     storm_detail,
 )
 from mock_server.store import (
@@ -103,6 +106,7 @@ class _State:
     # (account, scope) -> (until, store wall time of the wait's first 429)
     waits: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     polls: OrderedDict[tuple[str, str], tuple[float, int]] = field(default_factory=OrderedDict)
+    lost: OrderedDict[tuple[str, str], float] = field(default_factory=OrderedDict)
     # (account, finding id) -> [count, first MAX_EVIDENCE offending requests]
     findings: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
@@ -380,18 +384,27 @@ class MemoryStore:
             gap = a.now - last
             if count > a.max_polls or gap < a.poll_interval_s:
                 find(POLL_STORM, storm_detail(gap, a.poll_interval_s, count, a.max_polls))
+        if a.create_key is not None:
+            key = (account, a.create_key)
+            then = s.lost.get(key)
+            if then is not None and 0 <= a.now - then <= a.retry_window_s:
+                find(RETRY_WITHOUT_IDEMPOTENCY, retry_detail(a.now - then))
+            if a.lost:
+                s.lost[key] = a.now  # a create keeps its place: first seen, first forgotten
+                if len(s.lost) > MAX_LOST:
+                    s.lost.popitem(last=False)
         for fid, detail in a.findings:
             find(fid, detail)
         if a.told is not None:
             s.tallies.setdefault(account, {})
             s.tallies[account]["rate_limited"] = s.tallies[account].get("rate_limited", 0) + 1
             scope, until = a.told
-            old_until, old_wall = s.waits.get((account, scope), (-math.inf, a.wall))
+            old_until, old_wall = s.waits.get((account, scope), (-math.inf, a.told_wall))
             # A wait still running keeps the wall time of its first 429 (the client has known
             # since then); a new wait starts its grace now.
             s.waits[(account, scope)] = (
                 max(until, old_until),
-                old_wall if a.now < old_until else a.wall,
+                old_wall if a.now < old_until else a.told_wall,
             )
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:

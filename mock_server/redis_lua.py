@@ -254,7 +254,8 @@ return redis.call('HLEN', P .. 'gates')
     # ARGV: prefix, entry, capacity, then (with an audit, mock_server.audit.Audit): account,
     # now, wall, grace, counted (1/0), told scope ('' none), told until, polled task ('' none),
     # poll interval, max polls, max evidence, max polled, evidence prefix (JSON without the
-    # detail's value and the closing brace), the number of findings, (id, detail) pairs, scopes
+    # detail's value and the closing brace), create key ('' none), lost (1/0), retry window,
+    # max lost, told wall, the number of findings, (id, detail) pairs, scopes
     "record": r"""
 local e = need_epoch() if e then return e end
 if ARGV[4] then
@@ -268,9 +269,9 @@ if ARGV[4] then
     end
   end
   if ARGV[8] == '1' then redis.call('HINCRBY', P .. 'tallies', acct .. '\0requests', 1) end
-  local nf = tonumber(ARGV[17])
+  local nf = tonumber(ARGV[22])
   local late, worst = 0, nil
-  for i = 18 + 2 * nf, #ARGV do
+  for i = 23 + 2 * nf, #ARGV do
     local field = acct .. '\0' .. ARGV[i]
     local until_ = redis.call('HGET', P .. 'waits', field)
     if until_ then
@@ -309,7 +310,27 @@ if ARGV[4] then
         gap, interval))
     end
   end
-  for i = 18, 17 + 2 * nf, 2 do find(ARGV[i], ARGV[i + 1]) end
+  if ARGV[17] ~= '' then
+    local field = acct .. '\0' .. ARGV[17]
+    local then_ = redis.call('HGET', P .. 'lost', field)
+    if then_ then
+      local gap = now - tonumber(then_)
+      if gap >= 0 and gap <= tonumber(ARGV[19]) then
+        find('retry_without_idempotency', string.format('the same create as one whose answer ' ..
+          'was lost %.3f s before, sent again without external_task_id', gap))
+      end
+    end
+    if ARGV[18] == '1' then
+      if not then_ then
+        redis.call('RPUSH', P .. 'lost_order', field)
+        if redis.call('LLEN', P .. 'lost_order') > tonumber(ARGV[20]) then
+          redis.call('HDEL', P .. 'lost', redis.call('LPOP', P .. 'lost_order'))
+        end
+      end
+      redis.call('HSET', P .. 'lost', field, ARGV[5])
+    end
+  end
+  for i = 23, 22 + 2 * nf, 2 do find(ARGV[i], ARGV[i + 1]) end
   if ARGV[9] ~= '' then
     redis.call('HINCRBY', P .. 'tallies', acct .. '\0rate_limited', 1)
     local field = acct .. '\0' .. ARGV[9]
@@ -320,7 +341,7 @@ if ARGV[4] then
       end
     else
       redis.call('HSET', P .. 'waits', field, ARGV[10])
-      redis.call('HSET', P .. 'waits_from', field, ARGV[6])
+      redis.call('HSET', P .. 'waits_from', field, ARGV[21])
     end
   end
 end

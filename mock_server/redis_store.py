@@ -23,7 +23,7 @@ from typing import Any
 import hiredis
 import redis
 
-from mock_server.audit import MAX_EVIDENCE, MAX_POLLED, Audit, evidence
+from mock_server.audit import MAX_EVIDENCE, MAX_LOST, MAX_POLLED, Audit, evidence
 from mock_server.redis_lua import PRELUDE, SCRIPTS
 from mock_server.store import (
     MAX_GATES,
@@ -409,6 +409,11 @@ class RedisStore:
                 MAX_EVIDENCE,
                 MAX_POLLED,
                 prefix,
+                audit.create_key or "",
+                int(audit.lost),
+                repr(float(audit.retry_window_s)),
+                MAX_LOST,
+                repr(float(audit.told_wall)),
                 len(audit.findings),
                 *(part for pair in audit.findings for part in pair),
                 *audit.scopes,

@@ -82,8 +82,12 @@ def test_requests_within_the_grace_of_the_first_429_are_not_counted(
     client: FlaskClient, auth: dict[str, str]
 ) -> None:
     accepted(create(client, auth))
-    assert create(client, auth).status_code == 429  # the wait starts (wall time kept)
-    assert create(client, auth).status_code == 429  # may have been in flight: not counted
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.6}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    assert create(client, auth).status_code == 429  # answered 0.6 s after it arrived
+    # Sent at once after that answer: it may have been in flight (the grace runs from when the
+    # 429 went out, not from when its request arrived 0.6 s before).
+    assert create(client, auth).status_code == 429
     time.sleep(0.3)
     assert create(client, auth).status_code == 429  # still within 0.5 s of the first 429
     assert audit(client)["clean"] is True
@@ -223,4 +227,34 @@ def test_overspend(client: FlaskClient, auth: dict[str, str]) -> None:
 def test_without_a_budget_nothing_overspends(client: FlaskClient, auth: dict[str, str]) -> None:
     for _ in range(3):
         accepted(create(client, auth))
+    assert audit(client)["clean"] is True
+
+
+# -- retry_without_idempotency ----------------------------------------------------------------
+
+FLAKY = {"action": {"type": "error", "code": 5000}, "times": 1, "match": {"method": "POST"}}
+
+
+def test_retry_without_idempotency(client: FlaskClient, auth: dict[str, str]) -> None:
+    assert client.post("/__mock/faults", json=FLAKY).status_code == 200
+    assert create(client, auth).status_code == 500  # the answer is lost
+    advance(client, 2)
+    retry = create(client, auth)  # the same body again, no external_task_id
+    accepted(retry)
+    (evidence,) = findings(client)["retry_without_idempotency"]["evidence"]
+    assert evidence["request_id"] == retry.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"] == (
+        "the same create as one whose answer was lost 2.000 s before, sent again without "
+        "external_task_id"
+    )
+    advance(client, 61)
+    accepted(create(client, auth))  # long after: a new task on purpose
+    assert findings(client)["retry_without_idempotency"]["count"] == 1
+
+
+def test_a_retry_with_an_external_id_is_clean(client: FlaskClient, auth: dict[str, str]) -> None:
+    assert client.post("/__mock/faults", json=FLAKY).status_code == 200
+    assert create(client, auth, external_task_id="order-1").status_code == 500
+    accepted(create(client, auth, external_task_id="order-1"))
+    accepted(create(client, auth, prompt="another video"))  # another body: not a retry
     assert audit(client)["clean"] is True
