@@ -7,10 +7,12 @@ mock, and per test: ``kling_mock`` (fresh state), a tiny one-request test, and a
 takes ``tmp_path`` too, so that pytest's own fixture is not counted as ours).
 
 Each per-test figure is given twice: from the whole process's wall time (what a suite of N such
-tests pays, the mock's start and stop spread over them; the figure issue 10's targets are set
-in), and from inside the process (the test loop without the first setup and the last teardown,
-where the mock starts and stops), which process start-up noise does not reach, with the CPU time
-that loop took (every thread: the test's and the server's). Session start and stop are the
+tests pays, the one-off costs spread over them: the mock's start and stop, the imports it needs,
+and process start-up noise, which on a shared machine swings a run by seconds), and from inside
+the process (the test loop without the first setup and the last teardown, where the mock starts
+and stops), with the CPU time that loop took (every thread: the test's and the server's). The
+per-test targets of issue 10 are read from the loop column; session start and stop are their
+own figure. Session start and stop are the
 first test's setup and the last test's teardown, timed from inside the process.
 
     .venv/bin/python bench/fixture_costs.py [--runs 3] [--tests 200]

@@ -7,6 +7,7 @@ on a developer's machine, or a shared staging mock.
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,10 @@ class Clock:
         Callbacks that fall due go out on the mock's sender thread, after this returns; use
         :meth:`MockControl.wait_for_callbacks` to wait for them.
         """
+        if isinstance(seconds, float) and not math.isfinite(seconds):  # JSON cannot carry it
+            raise ControlError(
+                f"POST /__mock/clock/advance: seconds must be a finite number >= 0; got {seconds}"
+            )
         return float(self._control.call("POST", "clock/advance", {"seconds": seconds})["now"])
 
     def info(self) -> dict[str, Any]:

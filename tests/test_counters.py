@@ -87,6 +87,16 @@ def test_units_spent_and_callbacks_are_counted(
     assert totals == found
 
 
+def test_units_are_spent_when_a_task_succeeds_not_while_it_runs_nor_when_it_fails(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    accepted(create(client, auth))
+    accepted(create(client, auth, scenario="fail"))
+    assert counters(client)["units_spent"] == "0"  # both running: their units are held
+    advance(client, 3600)
+    assert counters(client)["units_spent"] == "1"  # the success; the failed one gave them back
+
+
 def test_a_reset_zeroes_the_counters(client: FlaskClient, auth: dict[str, str]) -> None:
     accepted(create(client, auth))
     assert counters(client)["tasks_created"] == 1

@@ -348,15 +348,12 @@ def test_the_in_process_clock_answers_and_refuses_as_the_http_one(mock: InProces
     start = over_http.clock.now()
     assert here.clock.advance(30) == start + 30 == over_http.clock.now()
     assert here.clock.info() == over_http.clock.info()
-    for bad in (-1.0, 11 * 365 * 86400.0, True):
+    for bad in (-1.0, 11 * 365 * 86400.0, True, float("inf"), float("nan")):
         with pytest.raises(ControlError) as by_http:
             over_http.clock.advance(bad)
         with pytest.raises(ControlError) as in_process:
             here.clock.advance(bad)
         assert "seconds" in str(by_http.value) and "seconds" in str(in_process.value)
         assert str(in_process.value).startswith("POST /__mock/clock/advance: ")
-    for bad in (float("inf"), float("nan")):  # JSON cannot carry them to the HTTP one
-        with pytest.raises(ControlError, match="seconds"):
-            here.clock.advance(bad)
     assert here.clock.now() == start + 30
     assert here.reset() is None and here.clock.now() != start + 30  # the rest is still HTTP
