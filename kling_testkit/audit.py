@@ -24,11 +24,13 @@ def format_report(data: dict[str, Any], allow: Iterable[str] = ()) -> str:
     for account, found in offending(data, allow).items():
         lines.append(f"account {account!r}:")
         for fid, item in found.items():
-            lines.append(f"  {fid}: {item['count']} request(s)")
+            count = item["count"]
+            lines.append(f"  {fid}: {'once' if count == 1 else f'{count} times'}")
             for e in item["evidence"]:
+                request = f" (request {e['request_id']})" if e.get("request_id") else ""
                 lines.append(
                     f"    {e['method']} {e['path']} at mock time {e['time'] / 1000:.3f}"
-                    f" (request {e['request_id']}): {e['detail']}"
+                    f"{request}: {e['detail']}"
                 )
             shown = len(item["evidence"])
             if item["count"] > shown:

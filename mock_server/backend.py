@@ -27,7 +27,19 @@ from kling_testkit.pricing import format_units, pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
-from mock_server.audit import OVERSPEND, RETRY_AFTER_IGNORED, TOKEN_MISUSE, Audit
+from mock_server.audit import (
+    MAX_EVIDENCE,
+    MAX_JUDGED_TASKS,
+    OVERSPEND,
+    RESULT_URL_NEVER_FETCHED,
+    RETRY_AFTER_IGNORED,
+    TOKEN_MISUSE,
+    Audit,
+    Found,
+    fingerprint,
+    merge,
+    per_request_tokens,
+)
 from mock_server.audit import report as audit_report
 from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
@@ -284,10 +296,17 @@ class Backend:
         poll: str | None = None,
         findings: tuple[tuple[str, str], ...] = (),
         counted: bool = True,
+        token: str | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> Audit:
         """A request of ``account`` to judge in its journal step (``mock_server.audit``):
-        under the Retry-After scopes of every request and of its method and path."""
+        under the Retry-After scopes of every request and of its method and path; ``token``
+        (the Authorization header) and its verified ``claims``, when it carried a JWT."""
         rules = self.config.audit
+        per_request: tuple[tuple[str, str], ...] = ()
+        per_token: tuple[tuple[str, str], ...] = ()
+        if claims is not None:
+            per_request, per_token = self.token_findings(claims)
         return Audit(
             account,
             self.now(),
@@ -297,32 +316,36 @@ class Backend:
             poll=poll,
             poll_interval_s=float(rules["poll_interval_s"]),
             max_polls=int(rules["max_polls"]),
-            findings=findings,
+            findings=(*findings, *per_request),
             counted=counted,
             retry_window_s=float(rules["retry_window_s"]),
+            poll_deadline_s=float(rules["poll_deadline_s"]),
+            token=None if token is None or claims is None else fingerprint(token),
+            token_findings=per_token,
         )
 
-    def token_findings(self, claims: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-        """What a verified token's claims show: used after (or at) its ``exp``, or a lifetime
-        (``exp - iat``, else ``exp`` from now) above ``audit.max_token_lifetime_s``."""
+    def token_findings(
+        self, claims: Mapping[str, Any]
+    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """What a verified token's claims show, as (per request, per token) findings: used at
+        or after its ``exp`` (each request), or a lifetime (``exp - iat``, else ``exp`` from
+        now) above ``audit.max_token_lifetime_s`` (once per token)."""
         now = self._token_now()
         exp = claims.get("exp")
         if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not math.isfinite(exp):
-            return ()
+            return (), ()
         if exp <= now:
-            return ((TOKEN_MISUSE, f"token used {now - exp:.0f} s after its exp"),)
+            return ((TOKEN_MISUSE, f"token used {now - exp:.0f} s after its exp"),), ()
         iat = claims.get("iat")
         start = iat if isinstance(iat, (int, float)) and math.isfinite(iat) else now
         limit = float(self.config.audit["max_token_lifetime_s"])
         if exp - start > limit:
-            return (
-                (
-                    TOKEN_MISUSE,
-                    f"token lifetime {exp - start:.0f} s (exp - iat); the documented one is "
-                    f"1800 s, the audit allows {limit:g} s",
-                ),
+            detail = (
+                f"token lifetime {exp - start:.0f} s (exp - iat); the documented one is "
+                f"1800 s, the audit allows {limit:g} s"
             )
-        return ()
+            return (), ((TOKEN_MISUSE, detail),)
+        return (), ()
 
     def overspend(self, account: Account, task: Task) -> tuple[tuple[str, str], ...]:
         """After a create: the ``overspend`` finding when the account's units spent or held by
@@ -357,8 +380,41 @@ class Backend:
         return replace(audit, told=(scope, until), told_wall=self.store.wall())
 
     def audit(self) -> dict[str, Any]:
-        """``GET /__mock/audit``: each account's findings with evidence and fix hints."""
-        return audit_report(self.store.audit(), [a.name for a in self.config.accounts])
+        """``GET /__mock/audit``: each account's findings with evidence and fix hints,
+        including those read off the state now: an account signing a token per request, and
+        results whose URL expired before anyone downloaded them."""
+        found = self.store.audit()
+        sent = {name: tally.get("requests", 0) for name, tally in self.store.counters().items()}
+        merge(found, per_request_tokens(found, sent))
+        merge(found, self._never_fetched())
+        return audit_report(found, [a.name for a in self.config.accounts])
+
+    def _never_fetched(self) -> Found:
+        """Succeeded tasks (of the newest ``MAX_JUDGED_TASKS``) whose result URL expired
+        before their result was downloaded, oldest first, per account."""
+        now = self.now()
+        fetched = self.store.fetched()
+        out: Found = {}
+        for task in reversed(self.store.select(0, MAX_JUDGED_TASKS)):
+            if task.status_at(now) != SUCCEED or task.task_id in fetched:
+                continue  # (a task that never ends has no expiry)
+            expires = self.url_expiry(task)
+            if now < expires:
+                continue
+            count, kept = out.setdefault(task.account, {}).get(RESULT_URL_NEVER_FETCHED, (0, []))
+            if len(kept) < MAX_EVIDENCE:
+                name = render.media_names(task)[0][0]
+                kept.append(
+                    {
+                        "method": "GET",
+                        "path": self.url_prefix + render.media_path(task.task_id, name),
+                        "time": round(expires * 1000),
+                        "request_id": None,
+                        "detail": f"the result of task {task.task_id} expired unfetched",
+                    }
+                )
+            out[task.account][RESULT_URL_NEVER_FETCHED] = (count + 1, kept)
+        return out
 
     def counters(self) -> dict[str, Any]:
         """What each account did: requests, tasks, 429s and Retry-After violations, units
@@ -633,10 +689,15 @@ class Backend:
 
     # -- results and accounts --------------------------------------------------------------
 
+    @staticmethod
+    def url_expiry(task: Task) -> int:
+        """When a task's result URLs stop working (mock time, whole seconds)."""
+        return math.ceil(task.ends_at + task.result_ttl_s)
+
     def media_url(self, task: Task, name: str) -> str:
         """The signed, expiring URL of one result file of a task."""
         path = render.media_path(task.task_id, name)
-        expires = math.ceil(task.ends_at + task.result_ttl_s)
+        expires = self.url_expiry(task)
         public = self.config.public_base_url
         base = f"{public.rstrip('/')}{self.url_prefix}" if public else task.base_url.rstrip("/")
         return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"

@@ -85,6 +85,9 @@ def default_audit() -> dict[str, Any]:
         "max_token_lifetime_s": 3600.0,  # exp - iat above this is token misuse (documented 1800)
         "budget_units": None,  # units an account may spend or hold before a create overspends
         "retry_window_s": 60.0,  # mock seconds: a create sent again within it is a retry
+        "poll_deadline_s": 1800.0,  # mock seconds: a task still polled this long after its
+        # creation, not ended, is polled with no deadline
+        "callback_slow_s": 3.0,  # wall seconds: a callback answered later is a slow receiver
     }
 
 

@@ -125,6 +125,8 @@ SCHEMA: dict[str, Any] = {
                 "max_token_lifetime_s": _seconds(YEAR_S, exclusive_zero=True),
                 "budget_units": {"oneOf": [{"type": "null"}, _UNITS]},
                 "retry_window_s": _seconds(86400.0),
+                "poll_deadline_s": _seconds(YEAR_S),
+                "callback_slow_s": _seconds(3600.0),
             },
         },
         "failure_rate": {

@@ -47,13 +47,18 @@ def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
     notes: dict[str, Any] = {}
+    header = request.headers.get("Authorization")
     try:
-        g.account = mock.authenticate(request.headers.get("Authorization"), notes)
+        g.account = mock.authenticate(header, notes)
     except ApiError as exc:  # a token refused for its time still names who sent it
         if exc.code == ErrorCode.AUTH_EXPIRED and "account" in notes:
-            found = mock.token_findings(notes["claims"])
             g.audit = mock.audit_of(
-                notes["account"].name, request.method, request.path, findings=found, counted=False
+                notes["account"].name,
+                request.method,
+                request.path,
+                counted=False,
+                token=header,
+                claims=notes["claims"],
             )
         raise
     # Judged with its journal entry: the account's requests, Retry-After, polls, its token.
@@ -63,7 +68,8 @@ def screen_request() -> Response | None:
         request.method,
         request.path,
         poll=ident if (request.endpoint or "").startswith("api.get_") else None,
-        findings=mock.token_findings(notes["claims"]) if "claims" in notes else (),
+        token=header,
+        claims=notes.get("claims"),
     )
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
@@ -125,7 +131,11 @@ def list_or_find(family: str) -> Response:
 def get_one(family: str, ident: str) -> Response:
     """Query one task by task_id or external_task_id."""
     mock = backend()
-    return ok(mock.render(mock.get_task(g.account, family, ident)))
+    task = mock.get_task(g.account, family, ident)
+    now = mock.now()
+    if now < task.ends_at:  # still running: how long it has been polled for is judged
+        g.audit = replace(g.audit, poll_age=now - task.created_at)
+    return ok(mock.render(task, now))
 
 
 def account_costs() -> Response:
