@@ -285,14 +285,15 @@ class KlingClient:
             interval = min(interval * 2, max_interval)
 
     def download(self, result: str | Mapping[str, Any], path: str | Path) -> int:
-        """Save a result file (its URL, or a ``videos[]``/``images[]`` item) to ``path``.
+        """Save a result file (its URL, or a ``videos[]``/``images[]``/``audios[]`` item: an
+        audio's MP3) to ``path``.
 
         Writes atomically (nothing is left behind on failure) and returns the size in bytes.
         The server decides whether a URL still works: 403, 404 and 410 raise ResultExpired
         (real result URLs carry no expiry a client could read); a connection that fails or a
         body cut short raise TransportError.
         """
-        url = result if isinstance(result, str) else str(result["url"])
+        url = result if isinstance(result, str) else str(result.get("url") or result["url_mp3"])
         shown = urlsplit(url)._replace(query="").geturl()  # a signed URL is a capability
         target = Path(path)
         try:

@@ -23,6 +23,7 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from jsonschema import Draft202012Validator
 
 from kling_testkit.image_bytes import jpeg_bytes, png_bytes
 from kling_testkit.spec import ContractViolation, check_request, families, field, schema
@@ -38,9 +39,11 @@ __all__ = [
     "image_generation_requests",
     "invalid_image2video_requests",
     "invalid_image_generation_requests",
+    "invalid_requests",
     "invalid_text2video_requests",
     "negative_prompts",
     "prompts",
+    "requests",
     "text2video_requests",
 ]
 
@@ -141,6 +144,10 @@ def _tokens(min_size: int = 1, max_size: int | None = 16) -> st.SearchStrategy[s
 
 def _numbers(node: dict[str, Any]) -> st.SearchStrategy[Any]:
     low, high = node.get("minimum"), node.get("maximum")
+    if "x-kling-decimals" in node:  # at most that many decimals: tenths drawn as integers
+        scale = 10 ** int(node["x-kling-decimals"])
+        steps = st.integers(math.ceil(low * scale), math.floor(high * scale))
+        return steps.map(lambda step: step / scale)
     ints = st.integers(None if low is None else math.ceil(low), high and math.floor(high))
     if node.get("type") == "integer":
         return ints
@@ -161,18 +168,56 @@ def _from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
         items = _from_schema(node["items"])
         return st.lists(items, min_size=node.get("minItems", 0), max_size=node.get("maxItems"))
     if kind == "object":
-        props, need = node["properties"], node.get("required", [])
-        return st.fixed_dictionaries(
-            {k: _from_schema(props[k]) for k in need},
-            optional={k: _from_schema(v) for k, v in props.items() if k not in need},
-        )
+        return _objects(node)
     if "x-kling-image" in node:  # an image: a URL, or inline Base64 of a documented format
         formats = st.sampled_from(node["x-kling-image"]["formats"])
         return st.builds("https://example.com/{}.{}".format, _tokens(), formats) | base64_images()
+    if node.get("pattern") == schema("HttpUrl")["pattern"]:
+        return st.builds("https://example.com/media/{}".format, _tokens())
+    one_class = re.fullmatch(r"\^(\[[^\]]+\])\+\$", node.get("pattern", ""))
+    if one_class:  # one character class, repeated: drawn from it
+        chars = st.from_regex(one_class.group(1), fullmatch=True)
+        return st.text(chars, min_size=max(1, node.get("minLength", 1)), max_size=16)
     if "pattern" in node:
         size = range(node.get("minLength", 0), node["maxLength"] + 1)
+        if re.search(node["pattern"], " ") is None:  # white space alone is refused: a prompt
+            size = range(max(size.start, 1), size.stop)
+            visible = _alphabet_for(node["pattern"], True)
+            return _texts(_alphabet_for(node["pattern"]), size, visible)
         return _texts(_alphabet_for(node["pattern"]), size)
     return _tokens(node.get("minLength", 1), node.get("maxLength"))
+
+
+@st.composite
+def _objects(draw: st.DrawFn, node: dict[str, Any]) -> Body:
+    """A valid object: its required keys, some optional ones that fit together, then whatever
+    its conditionals (``if``/``then``/``else``, alone or in ``allOf``) ask of what was drawn."""
+    props = node.get("properties", {})
+    drawn = (
+        [*node.get("required", []), *draw(st.lists(st.sampled_from(sorted(props)), unique=True))]
+        if props
+        else []
+    )
+    chosen = _compatible(node, drawn)
+    body = {k: draw(_from_schema(props[k])) for k in props if k in chosen}
+    return _settle(draw, node, body)
+
+
+def _settle(draw: st.DrawFn, node: dict[str, Any], body: Body) -> Body:
+    """Apply the node's conditionals in order: the branch that holds adds the keys it requires
+    and redraws the fields it gives a schema of their own (a ``$ref`` or a ``type``)."""
+    props = node.get("properties", {})
+    rules = ([node] if "if" in node else []) + [r for r in node.get("allOf", []) if "if" in r]
+    for rule in rules:
+        holds = Draft202012Validator(rule["if"]).is_valid(body)
+        branch = rule.get("then" if holds else "else") or {}
+        for key in branch.get("required", []):
+            if key not in body:
+                body[key] = draw(_from_schema(props[key]))
+        for key, sub in branch.get("properties", {}).items():
+            if key in body and ("$ref" in sub or "type" in sub):
+                body[key] = draw(_from_schema(sub))
+    return body
 
 
 def _size_args(name: str, node: dict[str, Any], low: int, high: int | None, floor: int) -> range:
@@ -320,9 +365,12 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     names = [n for n in props if n not in _NOT_GENERATED and not props[n].get("deprecated")]
     needed = [*_required(schema(request)), *(["model_name"] if models else [])]
     drawn = [*needed, *draw(st.lists(st.sampled_from(names), unique=True))]
-    chosen = _compatible(request, drawn)
-    models = models or tuple(field(request, "model_name")["enum"])
-    body = {n: draw(_field_values(family, n, models)) for n in names if n in chosen}
+    chosen = _compatible(schema(request), drawn)
+    if models is None and "model_name" in props:
+        models = tuple(field(request, "model_name")["enum"])
+    body = {n: draw(_field_values(family, n, models or ())) for n in names if n in chosen}
+    body = _settle(draw, schema(request), body)
+    _share(schema(request), body)
     # Values that depend on other fields: drawn among those the rules accept.
     if "voice_list" in body:
         body["sound"] = draw(st.sampled_from(_accepted(family, body, "sound")))
@@ -331,7 +379,22 @@ def _requests(draw: st.DrawFn, family: str, models: tuple[str, ...] | None) -> B
     return body
 
 
-def _compatible(request: str, drawn: list[str]) -> set[str]:
+def _share(node: dict[str, Any], body: Body) -> None:
+    """Shorten lists that share a cap (``x-kling-max-references``) until they fit it."""
+    rule = node.get("x-kling-max-references")
+    if rule is None:
+        return
+    limit = int(rule["max"])
+    for other, cap in rule.get("max_with", {}).items():
+        if body.get(other):
+            limit = min(limit, int(cap))
+    for name in rule["fields"]:
+        if name in body:
+            body[name] = body[name][:limit]
+            limit -= len(body[name])
+
+
+def _compatible(request: dict[str, Any], drawn: list[str]) -> set[str]:
     """The drawn fields that can go together, in draw order, by the document's cross-field rules.
 
     A field excluded by one kept earlier is dropped, and so is one whose needs cannot be met;
@@ -355,13 +418,34 @@ def _compatible(request: str, drawn: list[str]) -> set[str]:
 
 
 def _valid(family: str, models: Sequence[str] | None) -> st.SearchStrategy[Body]:
-    known: list[str] = field(_request(family), "model_name")["enum"]
+    if family not in families():
+        raise InvalidArgument(f"unknown family {family!r}; known: {', '.join(families())}")
+    has_models = "model_name" in schema(_request(family))["properties"]
+    known: list[str] = field(_request(family), "model_name")["enum"] if has_models else []
     if models is not None and (isinstance(models, str) or not models):
         raise InvalidArgument(f"models must be a non-empty list of model names; got {models!r}")
     unknown = [m for m in models or () if m not in known]
     if unknown:
         raise InvalidArgument(f"unknown {family} model(s) {unknown}; known: {', '.join(known)}")
     return _requests(family, None if models is None else tuple(models))
+
+
+def requests(family: str, *, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:
+    """Return a strategy of valid create bodies of any family of the contract (``families()``).
+
+    Required fields, random optional ones that fit together, nested objects and the values
+    the document's conditionals ask for. ``models`` restricts ``model_name`` (then always
+    present). A family that names an earlier video (``video_id``) gets a made-up id: the mock
+    answers it with 400/1201 "From video not found" unless the id is one it made.
+    """
+    return _valid(family, models)
+
+
+def invalid_requests(family: str) -> st.SearchStrategy[InvalidRequest]:
+    """Return a strategy of :class:`InvalidRequest`: a valid body of ``family``, one rule broken."""
+    if family not in families():
+        raise InvalidArgument(f"unknown family {family!r}; known: {', '.join(families())}")
+    return _invalid(family)
 
 
 def text2video_requests(*, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:

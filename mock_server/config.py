@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from kling_testkit.credentials import MOCK_API_KEY, Credentials
 from kling_testkit.pricing import default_concurrency
 from kling_testkit.spec import families
+from kling_testkit.spec.document import pack_kinds
 from kling_testkit.spec.validation import field_path
 from kling_testkit.webhooks import sign_webhook
 from mock_server import strict_json
@@ -35,7 +36,7 @@ class Pack:
     """A prepaid resource pack. Times are seconds after the mock's clock start."""
 
     name: str
-    kind: str  # "video" or "image": which tasks draw on it
+    kind: str  # a pack kind of the contract (video, image, try_on, audio): who draws on it
     total: float
     pack_type: str = "decreasing_total"  # or "constant_period"
     starts_after_s: float = 0.0
@@ -43,7 +44,8 @@ class Pack:
 
 
 def default_packs() -> tuple[Pack, ...]:
-    return (Pack("video-pack", "video", 1000.0), Pack("image-pack", "image", 1000.0))
+    """A 1000-unit pack of every kind of the contract (``video-pack``, ``image-pack`` ...)."""
+    return tuple(Pack(f"{kind.replace('_', '-')}-pack", kind, 1000.0) for kind in pack_kinds())
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,9 @@ def default_audit() -> dict[str, Any]:
 
 
 def default_durations() -> dict[str, dict[str, float]]:
-    """Realistic task timings per family: seconds queued, seconds processing (before scaling)."""
-    return {
-        "text2video": {"queue_s": 10.0, "run_s": 120.0},
-        "image2video": {"queue_s": 10.0, "run_s": 150.0},
-        "image_generation": {"queue_s": 2.0, "run_s": 12.0},
-    }
+    """Realistic task timings per family: seconds queued, seconds processing (before scaling),
+    from each family's ``x-kling-family.timing`` in the contract."""
+    return {name: dict(family.timing) for name, family in families().items()}
 
 
 def default_multipliers() -> dict[str, float]:

@@ -8,11 +8,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from kling_testkit.spec import families, schema
-from kling_testkit.spec.document import choices
+from kling_testkit.spec.document import choices, pack_kinds
 from mock_server.rules import MAX_RULES
 
 # Pack kinds and pack types come from the API contract, not from a second list here.
-_KIND_NAMES = sorted({family.output for family in families().values()})
+_KIND_NAMES = sorted(pack_kinds())
 _PACK_TYPES = schema("ResourcePack")["properties"]["resource_pack_type"]["enum"]
 # Every number has a ceiling and every string and list a length, so whatever is accepted works:
 # no infinity reaches the clock, no ten-million-item list reaches a request.

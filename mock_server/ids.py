@@ -31,3 +31,12 @@ def task_id_of(seed: int, number: int) -> str:
     ``a`` coprime to it: a bijection, so no two numbers share an id."""
     factor, offset = _affine(seed)
     return str(ID_LOW + (factor * number + offset) % ID_SPAN)
+
+
+def number_of(seed: int, ident: str) -> int | None:
+    """The counter number :func:`task_id_of` made ``ident`` from (its inverse), or None when
+    ``ident`` is no id of that shape."""
+    if not (len(ident) == 18 and ident.isascii() and ident.isdigit()):
+        return None
+    factor, offset = _affine(seed)
+    return ((int(ident) - ID_LOW - offset) * pow(factor, -1, ID_SPAN)) % ID_SPAN

@@ -5,8 +5,10 @@
   (regenerate those with ``scripts/make_media_assets.sh``, a dev-only tool) for any aspect
   ratio and duration the contract allows a video task; a shape with no asset of its own gets
   the nearest one shipped.
-* :func:`png_size`, :func:`mp4_duration_seconds` and :func:`mp4_dimensions`
-  read the basic properties back, for tests and sanity checks.
+* :func:`wav_audio` and :func:`mp3_audio` build silent audio of any length: a PCM WAV and
+  MPEG-1 Layer III frames (32 kbit/s, 32 kHz, mono) that decoders play as silence.
+* :func:`png_size`, :func:`mp4_duration_seconds`, :func:`mp4_dimensions` and
+  :func:`mp3_duration_seconds` read the basic properties back, for tests and sanity checks.
 
 Standard library and the contract only; nothing here needs ffmpeg at run time.
 """
@@ -25,6 +27,8 @@ from importlib import resources
 from kling_testkit.spec.document import enum_values
 
 __all__ = [
+    "mp3_audio",
+    "mp3_duration_seconds",
     "mp4_dimensions",
     "mp4_duration_seconds",
     "mp4_video",
@@ -32,6 +36,7 @@ __all__ = [
     "png_size",
     "shipped_videos",
     "video_shapes",
+    "wav_audio",
 ]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -142,9 +147,12 @@ def _load_asset(name: str) -> bytes:
 
 def _seconds(duration: str) -> float:
     try:
-        return float(duration)
+        seconds = float(duration)
     except ValueError:
         raise ValueError(f"video duration {duration!r} is not a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"video duration {duration!r} is not a number of seconds")
+    return seconds
 
 
 def _nearest(aspect_ratio: str, duration: str) -> str:
@@ -164,18 +172,22 @@ def _nearest(aspect_ratio: str, duration: str) -> str:
 def mp4_video(aspect_ratio: str, duration: str) -> bytes:
     """Return a tiny valid H.264 MP4 for a video task of ``duration`` seconds at ``aspect_ratio``.
 
-    Supported: every aspect ratio and duration the contract allows a video task (see
-    :func:`video_shapes`). The shipped asset of that shape is exact; a shape with none gets the
-    nearest one shipped (closest aspect ratio, then closest duration). Anything outside the
-    contract raises ValueError.
+    Supported: every aspect ratio the contract allows a video task (see :func:`video_shapes`)
+    and any positive length (an extended video is its source plus 5 s). The shipped asset of
+    that shape is exact; a shape with none gets the nearest one shipped (closest aspect ratio,
+    then closest duration). Anything else raises ValueError.
     """
-    ratios, durations = video_shapes()
+    ratios, _ = video_shapes()
     if aspect_ratio not in ratios:
         raise ValueError(
             f"unsupported video aspect ratio {aspect_ratio!r}; expected one of {ratios}"
         )
-    if duration not in durations:
-        raise ValueError(f"unsupported video duration {duration!r}; expected one of {durations}")
+    try:
+        positive = _seconds(duration) > 0
+    except ValueError:
+        positive = False
+    if not positive:
+        raise ValueError(f"unsupported video duration {duration!r}; expected positive seconds")
     exact = shipped_videos().get((aspect_ratio, duration))
     return _load_asset(exact or _nearest(aspect_ratio, duration))
 
@@ -251,3 +263,52 @@ def mp4_dimensions(data: bytes) -> tuple[int, int]:
         width, height = struct.unpack_from(">II", data, tkhd[0] + offset)
         return round(width / 65536), round(height / 65536)
     raise ValueError("not an MP4: no video track with a 'tkhd' box")
+
+
+# --------------------------------------------------------------------- audio
+
+WAV_RATE = 8000  # samples per second: 8-bit mono, so 8 KB a second
+MAX_AUDIO_SECONDS = 600.0  # far above any documented length; bounds the bytes built
+MP3_HEADER = b"\xff\xfb\x18\xc0"  # MPEG-1 Layer III, no CRC, 32 kbit/s, 32 kHz, mono
+MP3_FRAME_BYTES = 144 * 32000 // 32000  # 144 x bitrate / sample rate
+MP3_FRAME_SECONDS = 1152 / 32000  # samples per frame / sample rate: 36 ms
+
+
+def _audio_seconds(duration: str) -> float:
+    seconds = _seconds(duration)
+    if not 0 < seconds <= MAX_AUDIO_SECONDS:
+        raise ValueError(f"audio duration {duration!r} must be above 0 and at most 600 s")
+    return seconds
+
+
+@lru_cache(maxsize=32)
+def wav_audio(duration: str) -> bytes:
+    """A silent 8 kHz 8-bit mono PCM WAV of ``duration`` seconds (to the sample)."""
+    samples = round(_audio_seconds(duration) * WAV_RATE)
+    fmt = struct.pack("<HHIIHH", 1, 1, WAV_RATE, WAV_RATE, 1, 8)
+    data = b"\x80" * samples  # unsigned 8-bit: 128 is silence
+    chunks = b"WAVE" + _riff(b"fmt ", fmt) + _riff(b"data", data)
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
+
+
+def _riff(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("<I", len(payload)) + payload + b"\x00" * (len(payload) % 2)
+
+
+@lru_cache(maxsize=32)
+def mp3_audio(duration: str) -> bytes:
+    """Silent MPEG-1 Layer III frames lasting ``duration`` seconds (to the nearest 36 ms frame).
+
+    Each frame is a header, zeroed side information (no Huffman data: silence) and zero padding;
+    constant bit rate, so a player reads the length off the size.
+    """
+    frames = max(1, round(_audio_seconds(duration) / MP3_FRAME_SECONDS))
+    frame = MP3_HEADER + b"\x00" * (MP3_FRAME_BYTES - len(MP3_HEADER))
+    return frame * frames
+
+
+def mp3_duration_seconds(data: bytes) -> float:
+    """Seconds of a constant-bit-rate stream of the frames :func:`mp3_audio` writes."""
+    if len(data) % MP3_FRAME_BYTES or not data.startswith(MP3_HEADER):
+        raise ValueError("not an MP3 of this mock's frames")
+    return len(data) // MP3_FRAME_BYTES * MP3_FRAME_SECONDS

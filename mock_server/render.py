@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from kling_testkit.pricing import format_units
+from kling_testkit.pricing import format_units, output_seconds
 from kling_testkit.spec import families
 from mock_server.tasks import SUBMITTED, SUCCEED, TERMINAL, Task, to_ms
 
@@ -14,21 +15,68 @@ MediaUrl = Callable[[Task, str], str]
 """Builds the absolute URL of one result file of a task (the view knows the host)."""
 
 
+@dataclass(frozen=True)
+class MediaFile:
+    """One result file of a task: its name, what it holds, and which result it belongs to."""
+
+    name: str
+    kind: str  # "mp4", "png", "mp3" or "wav"
+    result: str  # the video's or audio's id, or the image's index
+    second: bool = False  # the watermarked video or image, or the WAV of an audio
+
+
 def media_path(task_id: str, name: str) -> str:
     """Where the mock serves one result file (``views/media.py`` routes the same shape)."""
     return f"/media/{task_id}/{name}"
 
 
-def media_names(task: Task) -> list[tuple[str, str]]:
-    """(file name, watermarked file name) of every result of a task, in order."""
-    if families()[task.family].output == "video":
-        return [(f"{vid}.mp4", f"{vid}-wm.mp4") for vid in task.result_ids]
-    return [(f"{i}.png", f"{i}-wm.png") for i in range(int(task.params.get("n", 1)))]
+def result_ids(family: str) -> int:
+    """How many ids a task's results take: one per video and per audio (images use indexes)."""
+    return sum(kind in ("videos", "audios") for kind in families()[family].results)
+
+
+def media_files(task: Task) -> list[MediaFile]:
+    """Every result file of a task, in order: videos (plain, watermarked), images, audios."""
+    ids = iter(task.result_ids)
+    out: list[MediaFile] = []
+    for kind in families()[task.family].results:
+        if kind == "videos":
+            vid = next(ids)
+            out += [
+                MediaFile(f"{vid}.mp4", "mp4", vid),
+                MediaFile(f"{vid}-wm.mp4", "mp4", vid, True),
+            ]
+        elif kind == "images":
+            for i in range(int(task.params.get("n", 1))):
+                out += [
+                    MediaFile(f"{i}.png", "png", str(i)),
+                    MediaFile(f"{i}-wm.png", "png", str(i), True),
+                ]
+        else:
+            aid = next(ids)
+            out += [MediaFile(f"{aid}.mp3", "mp3", aid), MediaFile(f"{aid}.wav", "wav", aid, True)]
+    return out
+
+
+def seconds(task: Task) -> str:
+    """The length of the task's video or audio, in seconds as the API writes it."""
+    source = float(task.parent["duration"]) if task.parent else None
+    return output_seconds(task.family, task.params, source)
+
+
+def aspect_ratio(task: Task) -> str:
+    """The shape of the task's video or images: its own, its source's, or its family's."""
+    return str(task.params.get("aspect_ratio", families()[task.family].aspect_ratio))
 
 
 def task_info(task: Task) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    if task.parent is not None:
+        info["parent_video"] = {k: task.parent[k] for k in ("id", "url", "duration")}
     external = task.external_task_id
-    return {} if external is None else {"external_task_id": external}
+    if external is not None:
+        info["external_task_id"] = external
+    return info
 
 
 def created(task: Task) -> dict[str, Any]:
@@ -44,25 +92,25 @@ def created(task: Task) -> dict[str, Any]:
 
 
 def task_result(task: Task, media_url: MediaUrl) -> dict[str, Any]:
-    names = media_names(task)
-    if families()[task.family].output == "video":
-        return {
-            "videos": [
-                {
-                    "id": vid,
-                    "url": media_url(task, plain),
-                    "watermark_url": media_url(task, marked),
-                    "duration": str(task.params.get("duration", "5")),
-                }
-                for vid, (plain, marked) in zip(task.result_ids, names, strict=True)
-            ]
-        }
-    return {
-        "images": [
-            {"index": i, "url": media_url(task, plain), "watermark_url": media_url(task, marked)}
-            for i, (plain, marked) in enumerate(names)
-        ]
-    }
+    """``videos[]``, ``images[]`` and ``audios[]``, as the family's ``results`` name them."""
+    length = seconds(task)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in media_files(task):
+        url = media_url(task, f.name)
+        item: dict[str, Any]
+        if f.kind == "mp4" and not f.second:
+            item = {"id": f.result, "url": url, "watermark_url": "", "duration": length}
+            out.setdefault("videos", []).append(item)
+        elif f.kind == "png" and not f.second:
+            item = {"index": int(f.result), "url": url, "watermark_url": ""}
+            out.setdefault("images", []).append(item)
+        elif f.kind == "mp3":
+            item = {"id": f.result, "url_mp3": url, "url_wav": "", "duration_mp3": length}
+            out.setdefault("audios", []).append({**item, "duration_wav": length})
+        else:  # the second file of the result just listed
+            last = out[{"mp4": "videos", "png": "images"}.get(f.kind, "audios")][-1]
+            last["url_wav" if f.kind == "wav" else "watermark_url"] = url
+    return out
 
 
 def task(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:

@@ -330,6 +330,7 @@ def task_to_json(task: Task) -> str:
         "cost": str(task.cost),
         "slots": task.slots,
         "callback_fault": task.callback_fault,
+        "parent": task.parent,
         "pack_id": task.pack_id,
     }
     return json.dumps(data, separators=(",", ":"))

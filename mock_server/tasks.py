@@ -40,7 +40,7 @@ class Task:
     created_at: float  # mock seconds
     queued_s: float  # seconds in "submitted"
     run_s: float  # seconds in "processing"
-    result_ids: tuple[str, ...]  # video ids (one per video); images use indexes
+    result_ids: tuple[str, ...]  # video then audio ids (one each); images use indexes
     seq: int  # creation order, to break ties in "newest first"
     base_url: str  # host the client used; result URLs point there
     result_ttl_s: float  # how long result URLs work after the task ends
@@ -50,6 +50,7 @@ class Task:
     slots: int = 1  # concurrency slots held while it runs
     pack_id: str | None = None
     callback_fault: dict[str, Any] | None = None
+    parent: dict[str, Any] | None = None  # the source video: id, url, duration, task_id
 
     @property
     def external_task_id(self) -> str | None:

@@ -57,7 +57,9 @@ def _forget_contract() -> None:
     for cached in (
         document.families,
         document.choices,
-        pricing._units,
+        pricing._video_units,
+        pricing._image_units,
+        pricing._extend_units,
         document._defaults,
         validation._validator,
         config_schema.validator,

@@ -30,10 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def add_family(doc: dict[str, Any]) -> None:
-    """A fourth family, text-to-audio, on the text-to-video request schema."""
+    """One more family, made of text-to-video's request and description under a new name."""
     create = dict(doc["paths"]["/v1/videos/text2video"]["post"])
     create["operationId"] = "create_text2audio"
-    create["x-kling-family"] = {"name": "text2audio", "output": "video"}
+    create["x-kling-family"] = {
+        **create["x-kling-family"],
+        "name": "text2audio",
+    }
     doc["paths"]["/v1/audio/text2audio"] = {"post": create}
 
 

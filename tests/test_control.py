@@ -416,12 +416,14 @@ def test_accounts_show_packs_slots_and_no_secrets(
     client.post(T2V, json={"prompt": "a kite", "mode": "pro"}, headers=auth)
     (account,) = _data(client.get("/__mock/accounts"))
     assert account["name"] == "default" and "secret_key" not in account
-    assert account["slots_in_use"] == {"image": 0, "video": 1}
+    assert account["slots_in_use"] == {"audio": 0, "image": 0, "try_on": 0, "video": 1}
     assert {p["kind"]: p["remaining_quantity"] for p in account["packs"]} == {
         "video": 1000.0,
         "image": 1000.0,
+        "try_on": 1000.0,
+        "audio": 1000.0,
     }
     _advance(client, 3600)
     (account,) = _data(client.get("/__mock/accounts"))
-    assert account["slots_in_use"] == {"image": 0, "video": 0}
+    assert account["slots_in_use"] == {"audio": 0, "image": 0, "try_on": 0, "video": 0}
     assert {p["kind"]: p["remaining_quantity"] for p in account["packs"]}["video"] == 996.5

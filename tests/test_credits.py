@@ -9,8 +9,9 @@ from flask.testing import FlaskClient
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.pricing import units
-from kling_testkit.spec import ContractViolation, check_request, families, field, validate
+from kling_testkit.spec import ContractViolation, check_request, families, field, schema, validate
 from tests.conftest import CREDS, I2V, IMAGES, PROMPT, T2V, accepted, create, with_config
+from tests.families import example
 
 pytestmark = pytest.mark.both_stores  # the shared store suite
 
@@ -121,21 +122,22 @@ def unpriced(family: str, bodies: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-VIDEO_FAMILIES = sorted(name for name, f in families().items() if f.output == "video")
-IMAGE_FAMILIES = sorted(name for name, f in families().items() if f.output == "image")
+VIDEO_FAMILIES = sorted(name for name, f in families().items() if f.price["rule"] == "video")
+IMAGE_FAMILIES = sorted(name for name, f in families().items() if f.price["rule"] == "image")
 
 
 @pytest.mark.parametrize("family", VIDEO_FAMILIES)
 def test_every_video_model_has_a_price_for_every_mode_duration_and_sound(family: str) -> None:
-    extra = {"image": IMAGE_URL} if family == "image2video" else {}
+    extra = example(family)
+    has_sound = "sound" in schema(families()[family].request_schema)["properties"]
     bodies = [
-        {"model_name": model, "mode": mode, "duration": duration, "sound": sound, **extra}
+        {**extra, "model_name": model, "mode": mode, "duration": duration, **sound}
         for model in enum(family, "model_name")
         for mode in enum(family, "mode")
         for duration in enum(family, "duration")
-        for sound in enum(family, "sound")
+        for sound in ([{"sound": s} for s in enum(family, "sound")] if has_sound else [{}])
     ]
-    assert len(bodies) >= 8 * len(enum(family, "model_name")) > 0
+    assert len(bodies) >= 4 * len(enum(family, "model_name")) > 0
     assert unpriced(family, bodies) == []
 
 
@@ -144,7 +146,7 @@ def test_every_image_model_has_a_price_with_and_without_an_input_image(family: s
     bodies = [
         {"model_name": model, **extra}
         for model in enum(family, "model_name")
-        for extra in ({}, {"image": IMAGE_URL})
+        for extra in (example(family), {**example(family), "image": IMAGE_URL})
     ]
     assert bodies
     assert unpriced(family, bodies) == []

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import struct
+import wave
 import zlib
 
 import pytest
+from mutagen.mp3 import MP3  # type: ignore[import-untyped]
 
 from mock_server.media import (
+    mp3_audio,
+    mp3_duration_seconds,
     mp4_dimensions,
     mp4_duration_seconds,
     mp4_video,
@@ -15,6 +20,7 @@ from mock_server.media import (
     png_size,
     shipped_videos,
     video_shapes,
+    wav_audio,
 )
 from tests.conftest import ChangeContract
 
@@ -143,10 +149,28 @@ def test_mp4_asset_is_smaller_than_20_kb(ratio: str, duration: str) -> None:
     assert len(mp4_video(ratio, duration)) < 20 * 1024
 
 
-def test_the_shipped_assets_cover_todays_contract() -> None:
+def test_the_shipped_assets_cover_the_ratios_and_the_common_durations() -> None:
     ratios, durations = video_shapes()
-    assert (ratios, durations) == (["16:9", "9:16", "1:1"], ["5", "10"])
-    assert sorted((r, d) for r in ratios for d in durations) == ALL_VIDEOS
+    assert ratios == ["16:9", "9:16", "1:1"]
+    assert {"5", "10"} <= set(durations)  # omni video adds 3 to 10 s: served by the nearest
+    assert sorted((r, d) for r in ratios for d in ("5", "10")) == ALL_VIDEOS
+
+
+@pytest.mark.parametrize("seconds", ["3", "3.5", "10"])
+def test_audio_files_last_the_seconds_asked_for(seconds: str) -> None:
+    with wave.open(io.BytesIO(wav_audio(seconds))) as wav:
+        assert wav.getnframes() / wav.getframerate() == float(seconds)
+    assert MP3(io.BytesIO(mp3_audio(seconds))).info.length == pytest.approx(
+        float(seconds), abs=0.02
+    )
+    assert mp3_duration_seconds(mp3_audio(seconds)) == pytest.approx(float(seconds), abs=0.02)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "601", "nan", "x"])
+def test_audio_of_no_length_or_an_absurd_one_is_refused(seconds: str) -> None:
+    for build in (wav_audio, mp3_audio):
+        with pytest.raises(ValueError):
+            build(seconds)
 
 
 def test_mp4_video_serves_a_shape_added_to_the_contract(change_contract: ChangeContract) -> None:
@@ -170,7 +194,7 @@ def test_mp4_video_is_cached_and_stable() -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "duration"),
-    [("4:3", "5"), ("21:9", "10"), ("16:9", "7"), ("1:1", "15"), ("9:16", ""), ("bad", "x")],
+    [("4:3", "5"), ("21:9", "10"), ("16:9", "0"), ("1:1", "-5"), ("9:16", ""), ("bad", "x")],
 )
 def test_mp4_unknown_combination_raises_value_error(ratio: str, duration: str) -> None:
     with pytest.raises(ValueError, match="unsupported video"):

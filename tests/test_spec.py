@@ -72,12 +72,20 @@ def refusal(family: str, body: dict[str, Any]) -> ContractViolation:
 # ------------------------------------------------------------------ document
 
 
-def test_families_lists_the_three_families_with_paths_and_outputs() -> None:
-    found = {f.name: (f.path, f.output) for f in families().values()}
+def test_families_lists_every_served_family_with_paths_results_and_packs() -> None:
+    found = {f.name: (f.path, f.results, f.pack) for f in families().values()}
     assert found == {
-        "text2video": ("/v1/videos/text2video", "video"),
-        "image2video": ("/v1/videos/image2video", "video"),
-        "image_generation": ("/v1/images/generations", "image"),
+        "text2video": ("/v1/videos/text2video", ("videos",), "video"),
+        "image2video": ("/v1/videos/image2video", ("videos",), "video"),
+        "image_generation": ("/v1/images/generations", ("images",), "image"),
+        "multi_image2video": ("/v1/videos/multi-image2video", ("videos",), "video"),
+        "video_extend": ("/v1/videos/video-extend", ("videos",), "video"),
+        "lip_sync": ("/v1/videos/lip-sync", ("videos",), "video"),
+        "effects": ("/v1/videos/effects", ("videos",), "video"),
+        "omni_video": ("/v1/videos/omni-video", ("videos",), "video"),
+        "virtual_try_on": ("/v1/images/kolors-virtual-try-on", ("images",), "try_on"),
+        "text_to_audio": ("/v1/audio/text-to-audio", ("audios",), "audio"),
+        "video_to_audio": ("/v1/audio/video-to-audio", ("videos", "audios"), "audio"),
     }
 
 
@@ -533,15 +541,20 @@ def test_check_url_refuses_a_broken_host_instead_of_raising_value_error(url: str
 def test_every_option_the_contract_allows_has_a_price() -> None:
     pricing = openapi()["x-kling-pricing"]
     for family in families().values():
+        rule = family.price["rule"]
+        if rule not in ("image", "video"):
+            continue  # priced without a model: tests/test_families.py prices every family
         models = field(family.request_schema, "model_name")["enum"]
-        if family.output == "image":
+        if rule == "image":
             assert set(models) <= set(pricing["image"]), family.name
             continue
         modes = field(family.request_schema, "mode")["enum"]
         durations = field(family.request_schema, "duration")["enum"]
         for model in models:
             for mode in modes:
-                assert set(durations) <= set(pricing["video"][model][mode]), (model, mode)
+                fixed = pricing["video"].get(model, {}).get(mode, {})
+                per_second = pricing["video_per_second"].get(model, {}).get(mode)
+                assert set(durations) <= set(fixed) or per_second, (model, mode)
 
 
 def test_the_validator_reads_component_refs_as_resources_and_leaves_data_alone() -> None:

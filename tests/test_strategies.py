@@ -156,7 +156,7 @@ def test_invalid_bodies_break_exactly_one_rule(family: str, data: st.DataObject)
 def test_every_rule_is_generated(family: str) -> None:
     seen: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
     @given(invalid=INVALID[family]())
     def collect(invalid: ks.InvalidRequest) -> None:
         seen.add(invalid.rule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -21,12 +22,30 @@ def openapi() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Family:
-    """A task family of the legacy API: where it lives and what it produces."""
+    """A task family of the legacy API: where it lives, what it produces and what it costs.
+
+    Everything here is read from the create operation's ``x-kling-family``: ``results`` (the
+    ``task_result`` lists a task fills: ``videos``, ``images``, ``audios``), ``pack`` (the
+    resource-pack kind it draws on and counts slots in), ``timing`` (default seconds queued and
+    processing), ``price`` (its rule in ``x-kling-pricing``), ``seconds`` (where the length of
+    its output comes from) and ``parent`` (the earlier video it names, if any).
+    """
 
     name: str
     path: str
     request_schema: str
-    output: str  # "video" or "image"
+    results: tuple[str, ...]
+    pack: str
+    timing: dict[str, float] = dataclasses.field(default_factory=dict)
+    price: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    parent: dict[str, Any] | None = None
+    aspect_ratio: str = "16:9"  # the result's shape when the request names none
+
+    @property
+    def output(self) -> str:
+        """The kind of its first result: ``"video"``, ``"image"`` or ``"audio"``."""
+        return self.results[0].removesuffix("s")
 
 
 @cache
@@ -39,8 +58,24 @@ def families() -> dict[str, Family]:
             continue
         meta = post["x-kling-family"]
         ref: str = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        found[meta["name"]] = Family(meta["name"], path, ref.rsplit("/", 1)[-1], meta["output"])
+        found[meta["name"]] = Family(
+            meta["name"],
+            path,
+            ref.rsplit("/", 1)[-1],
+            tuple(meta["results"]),
+            meta["pack"],
+            dict(meta["timing"]),
+            dict(meta["price"]),
+            dict(meta.get("seconds", {})),
+            meta.get("parent"),
+            meta.get("aspect_ratio", "16:9"),
+        )
     return found
+
+
+def pack_kinds() -> list[str]:
+    """Every resource-pack kind of the contract (``x-kling-limits``), in document order."""
+    return list(openapi()["x-kling-limits"]["concurrency"])
 
 
 def operation_path(operation_id: str) -> str:
@@ -120,14 +155,18 @@ def _refuses(node: object) -> bool:
     return isinstance(node, dict) and node.get("not") == {} and set(node) <= {"not", "x-messages"}
 
 
-def exclusions(request_schema: str) -> dict[str, frozenset[str]]:
+def _node(request_schema: str | dict[str, Any]) -> dict[str, Any]:
+    return schema(request_schema) if isinstance(request_schema, str) else request_schema
+
+
+def exclusions(request_schema: str | dict[str, Any]) -> dict[str, frozenset[str]]:
     """Fields that cannot be sent together, each way round: ``field -> fields it excludes``.
 
     Read from the schema's ``dependentSchemas``: ``{"A": {"properties": {"B": {"not": {}}}}}``
     says A and B exclude each other.
     """
     pairs: dict[str, set[str]] = {}
-    for name, node in schema(request_schema).get("dependentSchemas", {}).items():
+    for name, node in _node(request_schema).get("dependentSchemas", {}).items():
         for other, rule in node.get("properties", {}).items():
             if _refuses(rule):
                 pairs.setdefault(name, set()).add(other)
@@ -135,15 +174,15 @@ def exclusions(request_schema: str) -> dict[str, frozenset[str]]:
     return {name: frozenset(others) for name, others in pairs.items()}
 
 
-def requirements(request_schema: str) -> dict[str, list[str]]:
+def requirements(request_schema: str | dict[str, Any]) -> dict[str, list[str]]:
     """Fields that need others (``dependentRequired``): ``field -> fields it needs``."""
-    found: dict[str, list[str]] = schema(request_schema).get("dependentRequired", {})
+    found: dict[str, list[str]] = _node(request_schema).get("dependentRequired", {})
     return found
 
 
-def alternatives(request_schema: str) -> list[list[str]]:
+def alternatives(request_schema: str | dict[str, Any]) -> list[list[str]]:
     """Groups of fields of which a body needs one, all present (``anyOf`` of ``required``)."""
-    return [list(node["required"]) for node in schema(request_schema).get("anyOf", [])]
+    return [list(node["required"]) for node in _node(request_schema).get("anyOf", [])]
 
 
 def parameter(name: str) -> dict[str, Any]:

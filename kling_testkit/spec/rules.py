@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from kling_testkit.spec.document import _defaults, families
+from kling_testkit.spec.document import _defaults, families, schema
 from kling_testkit.spec.images import check_base64_image, image_size
 from kling_testkit.spec.validation import ContractViolation, field_path, json_type, validate
 
@@ -77,8 +77,45 @@ def check_request(family: str, body: object) -> dict[str, Any]:
         raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     _check_unicode(body)
     validate(schema_name, body)
+    _check_decimals(schema_name, body)
+    _check_references(schema_name, body)
     documented = _defaults(schema_name)  # read only: copied into params below
-    model = str(body.get("model_name", body.get("model", documented["model_name"])))
-    params = {**documented, **body, "model_name": model}
+    params = {**documented, **body}
+    if "model_name" in documented:
+        params["model_name"] = str(
+            body.get("model_name", body.get("model", documented["model_name"]))
+        )
     params.pop("model", None)
     return params
+
+
+def _check_decimals(schema_name: str, body: dict[str, Any]) -> None:
+    """A number with ``x-kling-decimals: N`` has at most N decimals (``3.3``, not ``3.33``)."""
+    for name, node in schema(schema_name)["properties"].items():
+        places = node.get("x-kling-decimals")
+        value = body.get(name)
+        if places is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if round(value, places) != value:
+            raise ContractViolation(
+                f"{name} must have at most {places} decimal(s); got {value!r}", name
+            )
+
+
+def _check_references(schema_name: str, body: dict[str, Any]) -> None:
+    """Arrays that share a cap (``x-kling-max-references``): together at most ``max`` items,
+    fewer when a ``max_with`` field is sent."""
+    rule = schema(schema_name).get("x-kling-max-references")
+    if rule is None:
+        return
+    names: list[str] = rule["fields"]
+    limit = int(rule["max"])
+    for other, cap in rule.get("max_with", {}).items():
+        if body.get(other):
+            limit = min(limit, int(cap))
+    total = sum(len(body.get(n) or ()) for n in names)
+    if total > limit:
+        raise ContractViolation(
+            f"{' and '.join(names)} must have at most {limit} items together; got {total}",
+            names[-1],
+        )

@@ -1,4 +1,4 @@
-"""Result files: real MP4 and PNG bytes behind signed, expiring URLs."""
+"""Result files: real MP4, PNG, MP3 and WAV bytes behind signed, expiring URLs."""
 
 from __future__ import annotations
 
@@ -62,17 +62,29 @@ def file(task_id: str, name: str) -> Response:
         raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
     if task is None or task.status_at(now) != SUCCEED:
         raise _not_found(name)
-    for index, pair in enumerate(render.media_names(task)):
-        if name not in pair:
-            continue
-        ratio = str(task.params.get("aspect_ratio", "16:9"))
-        _served(mock, task)
-        if name.endswith(".mp4"):
-            body = media.mp4_video(ratio, str(task.params.get("duration", "5")))
-            return Response(body, mimetype="video/mp4")
-        seed = int(task.task_id) * 16 + index * 2 + (name != pair[0])
-        return Response(media.png_image(ratio, seed), mimetype="image/png")
+    for entry in render.media_files(task):
+        if entry.name == name:
+            _served(mock, task)
+            return _body(task, entry)
     raise _not_found(name)
+
+
+_MIMETYPES = {"mp4": "video/mp4", "png": "image/png", "mp3": "audio/mpeg", "wav": "audio/wav"}
+
+
+def _body(task: Task, found: render.MediaFile) -> Response:
+    """The bytes of one result file: a video, an image or an audio of the task's shape."""
+    length = render.seconds(task)
+    if found.kind == "mp4":
+        body = media.mp4_video(render.aspect_ratio(task), length)
+    elif found.kind == "mp3":
+        body = media.mp3_audio(length)
+    elif found.kind == "wav":
+        body = media.wav_audio(length)
+    else:
+        seed = int(task.task_id) * 16 + int(found.result) * 2 + found.second
+        body = media.png_image(render.aspect_ratio(task), seed)
+    return Response(body, mimetype=_MIMETYPES[found.kind])
 
 
 def _served(mock: Backend, task: Task) -> None:
