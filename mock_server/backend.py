@@ -36,6 +36,7 @@ from mock_server.audit import (
     TOKEN_MISUSE,
     Audit,
     Found,
+    InFlight,
     fingerprint,
     merge,
     per_request_tokens,
@@ -111,6 +112,7 @@ class Backend:
         self._tokens = TokenCache()  # verified signatures, per accounts object (kept by reset)
         self.errors: list[BaseException] = []
         self.journal = Journal(self.store, config.journal_size)
+        self.in_flight = InFlight()  # creates being answered in this process (see audit)
         self.clock = Clock(lambda: self._head().clock, self.store.wall, self.store.advance)
         self.store.start(self._fresh())
         self.callbacks = Dispatcher(self)

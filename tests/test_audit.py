@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from kling_testkit.auth import bearer
@@ -438,3 +439,17 @@ def test_remembered_waits_are_bounded(
     item = findings(client)["retry_after_ignored"]
     assert item["count"] == 2
     assert [e["path"] for e in item["evidence"]] == paths[1:]
+
+
+def test_a_retry_after_a_client_timeout_is_judged(
+    live_server: str, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.5}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    body = {"prompt": "a lighthouse at dusk"}
+    with pytest.raises(requests.Timeout):  # the client gives up; the mock still makes the task
+        requests.post(live_server + T2V, json=body, headers=auth, timeout=0.1)
+    retry = requests.post(live_server + T2V, json=body, headers=auth, timeout=10)
+    assert retry.status_code == 200
+    (evidence,) = findings(client)["retry_without_idempotency"]["evidence"]
+    assert evidence["request_id"] == retry.json()["request_id"]

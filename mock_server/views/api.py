@@ -12,6 +12,8 @@ from werkzeug.sansio.utils import get_current_url
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
 from mock_server import render
+from mock_server.audit import create_key, overlap_detail
+from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError
 from mock_server.views import faults
@@ -71,8 +73,24 @@ def screen_request() -> Response | None:
         token=header,
         claims=notes.get("claims"),
     )
+    if request.method == "POST" and (request.endpoint or "").startswith("api.create_"):
+        _enter_create(mock, g.account.name)
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
+
+
+def _enter_create(mock: Backend, account: str) -> None:
+    """A create without ``external_task_id``: its key, and whether an identical one is still
+    being answered (its client gave up waiting and sent it again)."""
+    key = create_key(request.path, request.get_data(cache=True, parse_form_data=False))
+    if key is None:
+        return
+    g.create_key = key
+    now = mock.now()
+    earliest = mock.in_flight.enter((account, key), now)
+    g.in_flight = ((account, key), now)
+    if earliest is not None:
+        g.audit = replace(g.audit, overlap_detail=overlap_detail(now - earliest))
 
 
 def note_retry_after(response: Response) -> Response:
