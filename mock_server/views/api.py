@@ -54,7 +54,7 @@ def screen_request() -> Response | None:
         g.account = mock.authenticate(header, notes)
     except ApiError as exc:  # a token refused for its time still names who sent it
         if exc.code == ErrorCode.AUTH_EXPIRED and "account" in notes:
-            g.audit = mock.audit_of(
+            g.audit = mock.judge.of(
                 notes["account"].name,
                 request.method,
                 request.path,
@@ -65,7 +65,7 @@ def screen_request() -> Response | None:
         raise
     # Judged with its journal entry: the account's requests, Retry-After, polls, its token.
     ident = (request.view_args or {}).get("ident")
-    g.audit = mock.audit_of(
+    g.audit = mock.judge.of(
         g.account.name,
         request.method,
         request.path,
@@ -98,7 +98,7 @@ def note_retry_after(response: Response) -> Response:
     then is counted."""
     if response.status_code == 429 and g.get("account") is not None:
         seconds = response.headers.get("Retry-After", "")
-        g.audit = backend().told_to_wait(
+        g.audit = backend().judge.told_to_wait(
             g.audit,
             request.method,
             request.path,
@@ -122,7 +122,7 @@ def create(family: str) -> Response:
     task = mock.create_task(
         g.account, family, json_body(), base_url=base_url, effects=g.get("create_effects")
     )
-    over = mock.overspend(g.account, task)
+    over = mock.judge.overspend(g.account, task)
     if over:
         g.audit = replace(g.audit, findings=(*g.audit.findings, *over))
     return ok(render.created(task))

@@ -155,13 +155,13 @@ def accounts() -> Response:
 def counters() -> Response:
     """Per account and in total: requests, tasks created, 429s, Retry-After violations, units
     spent, callbacks delivered and failed."""
-    return ok(backend().counters())
+    return ok(backend().judge.counters())
 
 
 @bp.get("/audit")
 def audit() -> Response:
     """What each account's client did against the rules: findings, evidence, fix hints."""
-    return ok(backend().audit())
+    return ok(backend().judge.report())
 
 
 @bp.get("/requests")
