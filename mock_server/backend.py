@@ -32,7 +32,7 @@ from mock_server.audit import (
 from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
-from mock_server.config import RUNTIME_KEYS, Account, MockConfig
+from mock_server.config import RUNTIME_KEYS, Account, MockConfig, is_withdrawn
 from mock_server.errors import ApiError, ConfigError
 from mock_server.ids import draw_seed, task_id_of
 from mock_server.journal import Journal
@@ -381,6 +381,9 @@ class Backend:
             raise ApiError(exc.code, exc.message) from None
         effects = effects or CreateEffects()
         config = self.config
+        model = params.get("model_name")
+        if is_withdrawn(config.withdrawn_models, family, model):  # as for a model not served
+            raise ApiError(ErrorCode.INVALID_VALUE, f"model_name '{model}' is invalid")
         outcome, message = SUCCEED, ""
         term = next(
             (
