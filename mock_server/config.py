@@ -186,6 +186,7 @@ class MockConfig:
     failure_rate: dict[str, float] = field(default_factory=dict)  # per family, 0..1
     failure_message: str = "The generation failed (simulated by the mock)"
     blocked_terms: tuple[str, ...] = ()
+    response_profile: str = "current"  # the shapes answers take (mock_server.profiles)
     # model_name values refused as invalid (1201), per family ("*": all)
     withdrawn_models: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy_action: str = "reject"  # "reject" at submit (400/1301) or "fail" the task
@@ -322,6 +323,7 @@ RUNTIME_KEYS = frozenset(
         "failure_message",
         "blocked_terms",
         "withdrawn_models",
+        "response_profile",
         "policy_action",
         "policy_message",
         "result_ttl_s",

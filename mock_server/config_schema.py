@@ -135,6 +135,7 @@ SCHEMA: dict[str, Any] = {
         },
         "failure_message": _text(),
         "blocked_terms": {"type": "array", "maxItems": 1000, "items": _text(200)},
+        "response_profile": {"enum": ["current", "2025"]},
         "withdrawn_models": {
             "oneOf": [
                 {"type": "array", "maxItems": 100, "items": _text(64)},

@@ -11,11 +11,12 @@ from werkzeug.sansio.utils import get_current_url
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
-from mock_server import render
+from mock_server import profiles, render
 from mock_server.audit import create_key, overlap_detail
 from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError
+from mock_server.tasks import Task
 from mock_server.views import faults
 from mock_server.views.common import backend, json_body
 
@@ -119,13 +120,30 @@ def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
     base_url = _root_url(request.scheme, request.host, request.root_path)
     mock = backend()
+    shape = _profile(mock)  # a bad X-Mock-Profile is refused before anything is made
     task = mock.create_task(
         g.account, family, json_body(), base_url=base_url, effects=g.get("create_effects")
     )
     over = mock.judge.overspend(g.account, task)
     if over:
         g.audit = replace(g.audit, findings=(*g.audit.findings, *over))
-    return ok(render.created(task))
+    data = profiles.created(render.created(task), shape)
+    return ok(data, "" if shape == profiles.CURRENT else data["task_id"])
+
+
+def _profile(mock: Backend) -> str:
+    """The response profile of this request: its ``X-Mock-Profile``, else the mock's."""
+    asked = request.headers.get(profiles.HEADER)
+    if asked is None:
+        return mock.config.response_profile
+    if asked not in profiles.PROFILES:
+        shown = ", ".join(profiles.PROFILES)
+        raise invalid(f"{profiles.HEADER} must be one of {shown}, not {asked[:64]!r}")
+    return asked
+
+
+def _task(mock: Backend, task: Task, now: float | None = None) -> dict[str, Any]:
+    return profiles.task(mock.render(task, now), _profile(mock))
 
 
 @lru_cache(maxsize=64)
@@ -140,20 +158,21 @@ def list_or_find(family: str) -> Response:
     # Every documented parameter is checked, even those the answer does not use.
     query = _query(["pageNum", "pageSize", "externalTaskIdQuery"])
     if "external_task_id" in query:
-        return ok(mock.render(mock.get_task(g.account, family, query["external_task_id"])))
+        return ok(_task(mock, mock.get_task(g.account, family, query["external_task_id"])))
     tasks = mock.list_tasks(g.account, family, query["pageNum"], query["pageSize"])
     now = mock.now()
-    return ok([mock.render(t, now) for t in tasks])
+    listed = [_task(mock, t, now) for t in tasks]
+    return ok(listed, "" if _profile(mock) == profiles.CURRENT else None)
 
 
 def get_one(family: str, ident: str) -> Response:
     """Query one task by task_id or external_task_id."""
     mock = backend()
-    task = mock.get_task(g.account, family, ident)
+    task = mock.get_task(g.account, family, profiles.current_task_id(ident) or ident)
     now = mock.now()
     if now < task.ends_at:  # still running: how long it has been polled for is judged
         g.audit = replace(g.audit, poll_age=now - task.created_at)
-    return ok(mock.render(task, now))
+    return ok(_task(mock, task, now))
 
 
 def account_costs() -> Response:
