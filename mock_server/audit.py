@@ -173,9 +173,9 @@ def create_key(path: str, raw: bytes) -> str | None:
 
 @dataclass
 class InFlight:
-    """Creates being answered in this process, by (account, create key): a second identical
-    create arriving meanwhile means the first's client gave up waiting (its timeout). Bounded by
-    the requests one process serves at once."""
+    """Creates being answered in this process, by (account and token, create key): a second
+    identical create of one client arriving meanwhile means it gave up waiting for the first
+    (its timeout). Bounded by the requests one process serves at once."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _since: dict[tuple[str, str], list[float]] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import threading
 import time
@@ -453,3 +454,19 @@ def test_a_retry_after_a_client_timeout_is_judged(
     assert retry.status_code == 200
     (evidence,) = findings(client)["retry_without_idempotency"]["evidence"]
     assert evidence["request_id"] == retry.json()["request_id"]
+
+
+def test_two_clients_sending_one_body_at_once_is_no_retry(
+    live_server: str, client: FlaskClient
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.3}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    now = int(time.time())
+    first, second = token(iat=now, exp=now + 1800), token(iat=now - 1, exp=now + 1800)
+    body = {"prompt": "a lighthouse at dusk"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        held = pool.submit(requests.post, live_server + T2V, json=body, headers=first, timeout=10)
+        time.sleep(0.1)  # the first is held by the latency rule (wall time, not a job's)
+        other = requests.post(live_server + T2V, json=body, headers=second, timeout=10)
+        assert other.status_code == 200 and held.result().status_code == 200
+    assert "retry_without_idempotency" not in findings(client)

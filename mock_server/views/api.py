@@ -88,8 +88,11 @@ def _enter_create(mock: Backend, account: str) -> None:
         return
     g.create_key = key
     now = mock.now()
-    earliest = mock.in_flight.enter((account, key), now)
-    g.in_flight = ((account, key), now)
+    # Per token too: two clients (their own tokens) may send one body at once on purpose; one
+    # client sending it again before its first answer came gave up waiting.
+    flight = (f"{account}\0{g.audit.token or ''}", key)
+    earliest = mock.in_flight.enter(flight, now)
+    g.in_flight = (flight, now)
     if earliest is not None:
         g.audit = replace(g.audit, overlap_detail=overlap_detail(now - earliest))
 
