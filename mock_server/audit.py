@@ -173,20 +173,23 @@ def create_key(path: str, raw: bytes) -> str | None:
 
 @dataclass
 class InFlight:
-    """Creates being answered in this process, by (account and token, create key): a second
-    identical create of one client arriving meanwhile means it gave up waiting for the first
-    (its timeout). Bounded by the requests one process serves at once."""
+    """Creates a latency rule is holding in this process, by (account and token, create key):
+    a second identical create of one client arriving meanwhile means it gave up waiting for the
+    first (its timeout). Only held creates count: without a rule, two threads of one app sending
+    one body at once are no retry. Bounded by the requests one process serves at once."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _since: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
-    def enter(self, key: tuple[str, str], now: float) -> float | None:
-        """Count a create in; when the earliest identical one still in flight arrived."""
+    def earliest(self, key: tuple[str, str]) -> float | None:
+        """When the earliest identical create still in flight arrived (None: there is none)."""
         with self._lock:
-            times = self._since.setdefault(key, [])
-            earliest = min(times) if times else None
-            times.append(now)
-            return earliest
+            times = self._since.get(key)
+            return min(times) if times else None
+
+    def enter(self, key: tuple[str, str], now: float) -> None:
+        with self._lock:
+            self._since.setdefault(key, []).append(now)
 
     def leave(self, key: tuple[str, str], now: float) -> None:
         with self._lock:

@@ -81,20 +81,19 @@ def screen_request() -> Response | None:
 
 
 def _enter_create(mock: Backend, account: str) -> None:
-    """A create without ``external_task_id``: its key, and whether an identical one is still
-    being answered (its client gave up waiting and sent it again)."""
+    """A create without ``external_task_id``: its key, and whether a latency rule is still
+    holding an identical one of the same client (which gave up waiting and sent it again)."""
     key = create_key(request.path, request.get_data(cache=True, parse_form_data=False))
     if key is None:
         return
     g.create_key = key
-    now = mock.now()
     # Per token too: two clients (their own tokens) may send one body at once on purpose; one
-    # client sending it again before its first answer came gave up waiting.
+    # client sending it again while a latency rule holds the first gave up waiting.
     flight = (f"{account}\0{g.audit.token or ''}", key)
-    earliest = mock.in_flight.enter(flight, now)
-    g.in_flight = (flight, now)
+    g.flight = flight  # a latency rule that holds this create marks it in flight (faults.apply)
+    earliest = mock.in_flight.earliest(flight)
     if earliest is not None:
-        g.audit = replace(g.audit, overlap_detail=overlap_detail(now - earliest))
+        g.audit = replace(g.audit, overlap_detail=overlap_detail(mock.now() - earliest))
 
 
 def note_retry_after(response: Response) -> Response:

@@ -60,6 +60,10 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
         if kind == "latency":
             delay = mock.latency_of(rule)
             g.injected_latency_ms = round(delay * 1000)
+            flight = g.get("flight")
+            if flight is not None:  # a create held: the same one sent meanwhile is a retry
+                g.in_flight = (flight, mock.now())
+                mock.in_flight.enter(*g.in_flight)
             time.sleep(delay)
         if kind in ("transport", "gateway"):
             fault = rule.action["fault"] if kind == "transport" else int(rule.action["status"])
