@@ -15,7 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-JOB, POLLS, CALLBACK, MOCK = "JOB", "POLLS", "CALLBACK", "MOCK"
+JOB = "JOB"
+POLLS = "POLLS"
+CALLBACK = "CALLBACK"
+MOCK = "MOCK"
 NOT_REQUESTS = frozenset({JOB, POLLS, CALLBACK, MOCK})
 
 
