@@ -18,7 +18,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from tests.conftest import CREDS, T2V, with_config
+from tests.conftest import CREDS, T2V, Receiver, with_config
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -51,8 +51,9 @@ def browser() -> Iterator[Browser]:
             "`apt-get install -y chromium` (make test does when run as root; .ci/run too), "
             "or point KLING_TESTKIT_CHROMIUM at a Chromium binary"
         )
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         # Playwright gives each launch a fresh profile (user-data-dir) of its own.
         found = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -151,12 +152,15 @@ def test_a_task_created_through_the_api_appears_and_the_page_moves_it_to_succeed
     row = page.locator(f"#tasks tr[data-task-id='{task_id}']")
     expect(row).to_have_attribute("data-status", "submitted")
     expect(page.locator("#task-counts [data-status='submitted']")).to_have_text("submitted: 1")
+    account = page.locator("#accounts tr[data-account='default']")
+    expect(account).to_contain_text("video 1 / 1000")  # the running task holds a slot
     page.fill("#advance-amount", "3")
     page.select_option("#advance-unit", label="minutes")  # 180 s: past 10 queued + 120 running
     page.click("#advance")
     expect(row).to_have_attribute("data-status", "succeed")
     expect(page.locator("#task-counts [data-status='succeed']")).to_have_text("succeed: 1")
-    expect(page.locator("#accounts tr[data-account='default']")).to_contain_text("video-pack")
+    expect(account).to_contain_text("video 0 / 1000")
+    expect(account).to_contain_text("video-pack (video, online): 999 / 1000")
     now = _control("GET", f"{live_server}/__mock/clock")["now"]
     assert now - _control("GET", f"{live_server}/__mock/tasks")[0]["timeline"]["submitted_at"] == (
         pytest.approx(180)
@@ -186,6 +190,25 @@ def test_an_audit_finding_shows(page: Page, live_server: str) -> None:
     finding = page.locator("#audit [data-finding='poll_storm']")
     expect(finding).to_contain_text("default: poll_storm, once")
     expect(finding).to_contain_text("fix: poll a task at most once")
+
+
+def test_callbacks_delivered_and_failed_show(
+    page: Page, live_server: str, receiver: Receiver
+) -> None:
+    from playwright.sync_api import expect
+
+    _open(page)
+    receiver.statuses = [500]  # the first attempt fails, its retry (1 mock second on) is taken
+    body = {"prompt": "a kite", "callback_url": f"{receiver.url}/hook"}
+    answer = requests.post(f"{live_server}{T2V}", json=body, headers=_headers(), timeout=10)
+    assert answer.status_code == 200, answer.text
+    _control("POST", f"{live_server}/__mock/callbacks/wait", json={"timeout": 10})
+    _control("POST", f"{live_server}/__mock/clock/advance", json={"seconds": 2})
+    counts = page.locator("#callback-counts")
+    expect(counts).to_have_text("(failed 1, delivered 1, queued 1)")  # processing: not due
+    rows = page.locator("#callbacks tbody tr")
+    expect(rows.first).to_contain_text("delivered (200)")  # newest first
+    expect(rows.nth(1)).to_contain_text("failed (500)")
 
 
 def test_the_request_journal_filters(page: Page, live_server: str) -> None:
