@@ -164,7 +164,7 @@
       "accounts",
       accounts.map((a) => {
         const slots = Object.entries(a.slots_in_use)
-          .map(([kind, n]) => `${kind} ${n} / ${a.concurrency[kind] === undefined ? "no limit" : a.concurrency[kind]}`)
+          .map(([kind, n]) => `${kind} ${n} / ${a.concurrency[kind] == null ? "no limit" : a.concurrency[kind]}`)
           .join(", ");
         const packs = el("ul");
         for (const p of a.packs) {
@@ -194,7 +194,8 @@
         item.append(el("summary", `${account}: ${name}, ${times}`));
         const list = el("ul");
         for (const e of found.evidence) {
-          list.append(el("li", `${e.method} ${e.path} at ${iso(e.time / 1000)} (${e.request_id}): ${e.detail}`));
+          const request = e.request_id ? ` (request ${e.request_id})` : "";
+          list.append(el("li", `${e.method} ${e.path} at ${iso(e.time / 1000)}${request}: ${e.detail}`));
         }
         item.append(list, el("p", `fix: ${found.hint}`, "hint"));
         parts.push(item);
