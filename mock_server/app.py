@@ -20,7 +20,7 @@ from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.stores import StoreFactory
 from mock_server.strict_json import StrictJSONProvider
-from mock_server.views import api, control, media, meta
+from mock_server.views import api, control, dashboard, media, meta
 from mock_server.views.common import backend
 
 log = logging.getLogger("mock_server")
@@ -115,6 +115,7 @@ def create_app(
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(meta.bp)
 
     @app.before_request

@@ -18,7 +18,10 @@ from typing import Any
 
 from kling_testkit.audit import offending
 
-JOB, POLLS, CALLBACK, MOCK = "JOB", "POLLS", "CALLBACK", "MOCK"
+JOB = "JOB"
+POLLS = "POLLS"
+CALLBACK = "CALLBACK"
+MOCK = "MOCK"
 NOT_REQUESTS = frozenset({JOB, POLLS, CALLBACK, MOCK})
 
 
