@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from kling_testkit.audit import add, offending
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.budget import Budget
 from kling_testkit.contract import Violation, check_answer
@@ -209,13 +210,21 @@ def spender(kling_mock_server: KlingTarget) -> Spender:
 
 
 @pytest.fixture
-def target(kling_mock_server: KlingTarget, spender: Spender) -> Iterator[Target]:
+def target(
+    kling_mock_server: KlingTarget, spender: Spender, request: pytest.FixtureRequest
+) -> Iterator[Target]:
     """The target, on fresh state when it is a mock (a namespace of its own when shared)."""
     if kling_mock_server.is_mock:
         with kling_mock_server.fresh() as mock:
             yield Target(
                 Api(mock.base_url, kling_mock_server.credentials), kling_mock_server, mock, spender
             )
+            # What the suite's own requests did against the mock's rules, before the next
+            # check's fresh state forgets it (the runner's summary shows the sum).
+            # A check that breaks a rule on purpose names it (kling_audit(allow=[...])).
+            marker = request.node.get_closest_marker("kling_audit")
+            allow = marker.kwargs.get("allow", ()) if marker else ()
+            add(_audit, {"accounts": offending(mock.audit(), allow)})
         return
     creds = kling_mock_server.credentials
     yield Target(Api(kling_mock_server.base_url, creds), kling_mock_server, None, spender)
@@ -227,6 +236,7 @@ def api(target: Target) -> Api:
 
 
 _outcomes: list[dict[str, Any]] = []
+_audit: dict[str, Any] = {}  # the findings of every check on a mock, added up
 
 
 @pytest.hookimpl(wrapper=True)
@@ -254,4 +264,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     spent = sum((s.spent for s in _spenders.values()), Decimal(0))
     real = any(s.real for s in _spenders.values())
     with open(path, "w", encoding="utf-8") as out:
-        json.dump({"checks": _outcomes, "units_spent": str(spent), "real": real}, out, indent=1)
+        summary = {"checks": _outcomes, "units_spent": str(spent), "real": real}
+        if _audit:  # the target was a mock
+            summary["audit"] = _audit
+        json.dump(summary, out, indent=1)

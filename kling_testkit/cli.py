@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kling_testkit.audit import add_audit_arguments, format_report, offending
 from kling_testkit.credentials import ACCESS_KEY_VAR, SECRET_KEY_VAR
 
 TESTKIT_ACCESS_VAR = "KLING_TESTKIT_ACCESS_KEY"
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         help="units paid checks may spend on a target that is not a mock (default 0: none run)",
     )
     contract.add_argument("--junitxml", metavar="FILE", help="also write a JUnit XML report")
+    add_audit_arguments(contract, "the suite's")
     contract.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments")
     drift = commands.add_parser("drift", help="compare a target's answers with the mock's")
     drift.add_argument("--base-url", required=True, help="the target to compare")
@@ -94,11 +96,16 @@ def contract(args: argparse.Namespace) -> int:
     if summary is None:
         print("contract: the suite did not run (see above)", file=sys.stderr)
         return done.returncode or 2
-    print(render_summary(summary))
+    allow = args.audit_allow
+    print(render_summary(summary, allow))
+    broke = bool(offending(summary.get("audit", {}), allow))
+    if args.fail_on_audit and broke:
+        print("contract: FAILED --fail-on-audit: the suite broke rules the mock checks")
+        return done.returncode or 1
     return done.returncode
 
 
-def render_summary(summary: dict[str, Any]) -> str:
+def render_summary(summary: dict[str, Any], allow: Sequence[str] = ()) -> str:
     """One screen: how many checks held, each failure with its rule, skips grouped by reason."""
     checks = summary["checks"]
     counts: dict[str, int] = {}
@@ -120,6 +127,11 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines.append(f"skipped {count}: {reason}")
     spent = summary["units_spent"]
     lines.append(f"units spent: {spent}" + ("" if summary["real"] else " (mock units, no money)"))
+    if "audit" in summary:  # the target was a mock: what the suite's own requests did
+        shown = format_report(summary["audit"], allow)
+        said = "the suite broke rules the mock checks" if shown else "clean"
+        lines.append(f"audit: {said}")
+        lines += shown.splitlines()
     return "\n".join(lines)
 
 

@@ -3,8 +3,9 @@
 ``report_mock_counters()`` (call it once at the top of a locustfile) reads ``GET /__mock/counters``
 when the test starts and when it stops, and adds what changed in between as entries of request
 type ``MOCK``, one per counter, named ``"<counter> = <value>"``: tasks created, 429s given,
-Retry-After violations, units spent, callbacks delivered and failed, requests. They show in the
-console summary, the CSV and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when
+Retry-After violations, units spent, callbacks delivered and failed, requests; and one per
+finding of the mock's audit made during the run, ``"audit <finding id> = <count>"``. They show
+in the console summary, the CSV and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when
 Locust's host is your own service) or else the host, when the host is a mock.
 
 In a distributed run only the master reads them (workers see the same mock).
@@ -24,7 +25,9 @@ from locust.event import Events
 from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
-from kling_testkit.load.target import control_headers, counter_changes
+from kling_testkit.audit import changes
+from kling_testkit.errors import KlingError
+from kling_testkit.load.target import control_headers, counter_changes, read_audit
 
 MOCK_URL_VAR = "KLING_MOCK_URL"
 MOCK = "MOCK"
@@ -32,6 +35,7 @@ MOCK = "MOCK"
 log = logging.getLogger(__name__)
 _installed: list[Events] = []
 _before: dict[int, dict[str, Any]] = {}  # id(environment) -> totals at test start
+_judged: dict[int, dict[str, Any]] = {}  # id(environment) -> the audit at test start
 
 
 def report_mock_counters(events: Events | None = None) -> None:
@@ -68,10 +72,19 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     url = mock_url(environment)
     found = read_totals(url) if url else None
-    if found is None:
+    if found is None or url is None:
         log.info("no mock counters: %s is not a mock (set %s)", url, MOCK_URL_VAR)
         return
     _before[id(environment)] = found
+    _judged[id(environment)] = _audit(url)
+
+
+def _audit(url: str) -> dict[str, Any]:
+    """The mock's audit; empty when it cannot be read (an older mock)."""
+    try:
+        return read_audit(url)
+    except (KlingError, requests.RequestException):
+        return {}
 
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:
@@ -86,6 +99,9 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     for name, value in counter_changes(before, after).items():
         # One reading per counter: an entry of its own, outside the aggregated request row.
         environment.stats.get(f"{name} = {value}", MOCK).log(0, 0)
+    judged = _judged.pop(id(environment), {})
+    for fid, count in sorted(changes(judged, _audit(url))["totals"].items()):
+        environment.stats.get(f"audit {fid} = {count}", MOCK).log(0, 0)
     if getattr(environment.parsed_options, "csv_prefix", None):
         # Locust rewrites the CSV every CSV_STATS_INTERVAL_SEC and not at the end: give its
         # writer one more turn, so the CSV has these entries (and the last second's requests).

@@ -12,7 +12,8 @@ records keep the newest ``MAX_POLLED`` tasks.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,7 +96,9 @@ class Audit:
     past ``poll_deadline_s`` the query is a poll storm (a client with no deadline). ``token``:
     a fingerprint of the verified token; the first request with it counts it as signed
     (``TOKEN_SIGNED``) and records ``token_findings``, which count once per token.
-    ``fetched``: a task whose result this request downloaded. ``findings``: (id, detail) pairs
+    ``fetched``: a task whose result this request downloaded. ``overlap_detail``: an identical
+    create (``create_key``) was still being answered when this one arrived (its client gave up
+    waiting), so this one is a retry without idempotency. ``findings``: (id, detail) pairs
     decided from the request alone. ``counted``: an API request (counted in the account's
     ``requests``).
     """
@@ -120,6 +123,7 @@ class Audit:
     token: str | None = None
     token_findings: tuple[tuple[str, str], ...] = ()
     fetched: str | None = None
+    overlap_detail: str | None = None  # an identical create was still being answered
 
 
 def fingerprint(token: str) -> str:
@@ -155,6 +159,51 @@ def deadline_detail(age: float, deadline: float) -> str:
     return (
         f"queried {age:.0f} s after it was created and still not ended (give up after "
         f"{deadline:g} s: a stuck task is otherwise polled forever)"
+    )
+
+
+def create_key(path: str, raw: bytes) -> str | None:
+    """What makes two creates the same for ``retry_without_idempotency``: the path and the
+    body's bytes (hashed); None for a create with an ``external_task_id`` (the body is not
+    parsed again, it may be large or deep: naming the field at all counts) or no body."""
+    if not raw or b'"external_task_id"' in raw:
+        return None
+    return hashlib.sha256(path.encode() + b"\0" + raw).hexdigest()
+
+
+@dataclass
+class InFlight:
+    """Creates a latency rule is holding in this process, by (account and token, create key):
+    a second identical create of one client arriving meanwhile means it gave up waiting for the
+    first (its timeout). Only held creates count: without a rule, two threads of one app sending
+    one body at once are no retry. Bounded by the requests one process serves at once."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _since: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def earliest(self, key: tuple[str, str]) -> float | None:
+        """When the earliest identical create still in flight arrived (None: there is none)."""
+        with self._lock:
+            times = self._since.get(key)
+            return min(times) if times else None
+
+    def enter(self, key: tuple[str, str], now: float) -> None:
+        with self._lock:
+            self._since.setdefault(key, []).append(now)
+
+    def leave(self, key: tuple[str, str], now: float) -> None:
+        with self._lock:
+            times = self._since.get(key, [])
+            if now in times:
+                times.remove(now)
+            if not times:
+                self._since.pop(key, None)
+
+
+def overlap_detail(gap: float) -> str:
+    return (
+        f"the same create as one sent {gap:.3f} s before and still being answered, sent again "
+        "without external_task_id (a client timeout?)"
     )
 
 

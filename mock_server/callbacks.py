@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib3.exceptions import HTTPError
 
 from kling_testkit.webhooks import sign_webhook
+from mock_server import profiles
 from mock_server.audit import CALLBACK_RECEIVER_FAILURES, receiver_failure
 from mock_server.callback_targets import Blocked, Unresolved, check_target, post
 from mock_server.store import Delivery, Lease
@@ -214,7 +215,9 @@ class Dispatcher:
         status, changed_at = task.transitions()[item.step]
         at = item.due
         url = str(task.params["callback_url"])
-        body = json.dumps(self._backend.render(task, at=changed_at), separators=(",", ":"))
+        shape = self._backend.config.response_profile
+        shown = profiles.task(self._backend.render(task, at=changed_at), shape)
+        body = json.dumps(shown, separators=(",", ":"))
         record: dict[str, Any] = {
             "task_id": task.task_id,
             "url": url,

@@ -408,6 +408,8 @@ class MemoryStore:
             then = s.lost.get(key)
             if then is not None and 0 <= a.now - then <= a.retry_window_s:
                 find(RETRY_WITHOUT_IDEMPOTENCY, retry_detail(a.now - then))
+            elif a.overlap_detail is not None:
+                find(RETRY_WITHOUT_IDEMPOTENCY, a.overlap_detail)
             if a.lost:
                 self._remember(s.lost, key, a.now, MAX_LOST)
         if a.token is not None and (account, a.token) not in s.tokens:

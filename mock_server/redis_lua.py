@@ -319,12 +319,12 @@ if ARGV[4] then
   if a.create_key then
     local field = acct .. '\0' .. a.create_key
     local then_ = redis.call('HGET', P .. 'lost', field)
-    if then_ then
-      local gap = now - tonumber(then_)
-      if gap >= 0 and gap <= a.retry_window_s then
-        find('retry_without_idempotency', string.format('the same create as one whose answer ' ..
-          'was lost %.3f s before, sent again without external_task_id', gap))
-      end
+    local gap = then_ and now - tonumber(then_)
+    if gap and gap >= 0 and gap <= a.retry_window_s then
+      find('retry_without_idempotency', string.format('the same create as one whose answer ' ..
+        'was lost %.3f s before, sent again without external_task_id', gap))
+    elseif a.overlap_detail then
+      find('retry_without_idempotency', a.overlap_detail)
     end
     if a.lost then remember('lost', field, num(now), a.max_lost) end
   end

@@ -147,6 +147,8 @@ def _judged(a: Audit) -> dict[str, Any]:
             retry_window_s=float(a.retry_window_s),
             max_lost=MAX_LOST,
         )
+        if a.overlap_detail is not None:
+            doc["overlap_detail"] = a.overlap_detail
     if a.token is not None:
         doc.update(
             token=a.token,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import threading
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from kling_testkit.auth import bearer
@@ -438,3 +440,33 @@ def test_remembered_waits_are_bounded(
     item = findings(client)["retry_after_ignored"]
     assert item["count"] == 2
     assert [e["path"] for e in item["evidence"]] == paths[1:]
+
+
+def test_a_retry_after_a_client_timeout_is_judged(
+    live_server: str, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.5}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    body = {"prompt": "a lighthouse at dusk"}
+    with pytest.raises(requests.Timeout):  # the client gives up; the mock still makes the task
+        requests.post(live_server + T2V, json=body, headers=auth, timeout=0.1)
+    retry = requests.post(live_server + T2V, json=body, headers=auth, timeout=10)
+    assert retry.status_code == 200
+    (evidence,) = findings(client)["retry_without_idempotency"]["evidence"]
+    assert evidence["request_id"] == retry.json()["request_id"]
+
+
+def test_two_clients_sending_one_body_at_once_is_no_retry(
+    live_server: str, client: FlaskClient
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.3}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    now = int(time.time())
+    first, second = token(iat=now, exp=now + 1800), token(iat=now - 1, exp=now + 1800)
+    body = {"prompt": "a lighthouse at dusk"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        held = pool.submit(requests.post, live_server + T2V, json=body, headers=first, timeout=10)
+        time.sleep(0.1)  # the first is held by the latency rule (wall time, not a job's)
+        other = requests.post(live_server + T2V, json=body, headers=second, timeout=10)
+        assert other.status_code == 200 and held.result().status_code == 200
+    assert "retry_without_idempotency" not in findings(client)

@@ -269,3 +269,28 @@ def test_the_example_ci_workflow_runs_commands_that_exist() -> None:
     for command in commands:
         args = command.replace('"${{ secrets.KLING_BASE_URL }}"', "http://127.0.0.1:9").split()[1:]
         _parser().parse_args(args)  # exits on an unknown flag
+
+
+def test_against_a_mock_the_summary_shows_the_suites_own_audit(tmp_path: Path) -> None:
+    # A mock that calls one query of a task every hour a poll storm: the suite polls every 30
+    # mock seconds, so its own requests now break a rule.
+    mock = InProcessMock({"audit": {"poll_interval_s": 3600}}).start()
+    try:
+        code, out, _ = run_contract(mock.base_url, "--fail-on-audit", tmp=tmp_path)
+        assert code == 1, out[-3000:]
+        assert "audit: the suite broke rules the mock checks" in out
+        assert re.search(r"  poll_storm: \d+ times", out) and "FAILED --fail-on-audit" in out
+        code, out, _ = run_contract(mock.base_url, "--audit-allow", "poll_storm", tmp=tmp_path)
+        assert code == 0 and "audit: clean" in out, out[-3000:]
+        code, out, _ = run_contract(mock.base_url, tmp=tmp_path)  # shown, not failed
+        assert code == 0 and "poll_storm" in out, out[-3000:]
+    finally:
+        mock.stop()
+
+
+def test_the_suite_is_clean_by_the_mocks_audit(
+    proxy: Callable[..., tuple[str, Proxy]], tmp_path: Path
+) -> None:
+    url, _ = proxy("faithful")
+    code, out, _ = run_contract(url, "--fail-on-audit", tmp=tmp_path)
+    assert code == 0 and "audit: clean" in out, out[-3000:]

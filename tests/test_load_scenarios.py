@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.load_runs import LOCUSTFILES, load
+from tests.load_runs import LOCUSTFILES, Run, load
 
 TASK_ID = re.compile(r"\d{12,}")  # a raw task id in a stats name: URLs not grouped
 
@@ -30,8 +30,10 @@ def test_lifecycle_reports_requests_and_job_entries(tmp_path: Path) -> None:
         "5000",
         "--max-job-p95",
         "60",
+        "--fail-on-audit",
     )
-    assert run.code == 0, run
+    assert run.code == 0, run.out
+    assert "audit: clean (the users broke no rule the mock checks)" in run.out  # well behaved
     assert run.row("POST", "/v1/videos/text2video")["Failure Count"] == "0"
     polls = run.row("GET", "/v1/videos/text2video/[task_id]")
     assert int(polls["Request Count"]) > 0 and polls["Failure Count"] == "0"
@@ -62,24 +64,26 @@ def test_burst_meets_the_limits_and_never_comes_back_early(tmp_path: Path) -> No
 def test_a_locustfile_that_ignores_retry_after_shows_violations(tmp_path: Path) -> None:
     config = tmp_path / "one-slot.json"
     config.write_text(json.dumps({"concurrency": {"video": 1, "image": 1}}), encoding="utf-8")
-    run = load(
-        tmp_path,
-        "-f",
-        str(LOCUSTFILES / "ignores_retry_after.py"),
-        "-u",
-        "3",
-        "-r",
-        "3",
-        "-t",
-        "4s",
-        "--mock-config",
-        str(config),
-        "--max-fail-ratio",
-        "1",
-    )
-    assert run.code == 0, run
+
+    def impatient(seconds: str, *more: str) -> Run:
+        script = str(LOCUSTFILES / "ignores_retry_after.py")
+        common = ["-u", "3", "-r", "3", "--mock-config", str(config), "--max-fail-ratio", "1"]
+        return load(tmp_path, "-f", script, "-t", seconds, *common, *more)
+
+    run = impatient("4s")
+    assert run.code == 0, run  # the findings are shown, not failed, without --fail-on-audit
     assert run.number("429s") > 0, run
-    assert run.number("Retry-After violations") > 0, run
+    violations = run.number("Retry-After violations")
+    assert violations > 0, run
+    # One mechanism: the audit's finding is the same count.
+    assert re.search(rf"  default: retry_after_ignored x{violations}; fix: after a 429", run.out)
+    failing = impatient("3s", "--fail-on-audit")
+    assert failing.code == 1, failing
+    assert re.search(
+        r"THRESHOLD FAILED --fail-on-audit: the users broke rules the mock checks: "
+        r".*retry_after_ignored \d+",
+        failing.out,
+    ), failing
 
 
 def test_an_impossible_threshold_fails_the_run_and_says_which(tmp_path: Path) -> None:
@@ -156,3 +160,18 @@ def test_a_locustfile_that_raises_fails_the_run(tmp_path: Path) -> None:
     run = load(tmp_path, "-f", str(LOCUSTFILES / "raises.py"), "-u", "2", "-r", "2", "-t", "3s")
     assert run.code == 1, run
     assert re.search(r"THRESHOLD FAILED the locustfile raised \d+ exception", run.out), run
+
+
+def test_a_locustfile_that_polls_in_a_tight_loop_shows_the_storm_in_the_csv(
+    tmp_path: Path,
+) -> None:
+    # At most one query of a task per mock hour (a minute of wall time on the x60 clock): a
+    # storm even on a machine too busy to poll in a truly tight loop.
+    config = tmp_path / "strict.json"
+    config.write_text(json.dumps({"audit": {"poll_interval_s": 3600}}), encoding="utf-8")
+    script = str(LOCUSTFILES / "polls_in_a_tight_loop.py")
+    run = load(tmp_path, "-f", script, "-u", "2", "-t", "4s", "--mock-config", str(config))
+    assert run.code == 0, run.out  # shown, not failed
+    found = re.search(r"  default: poll_storm x(\d+); fix: poll a task at most once", run.out)
+    assert found, run.out
+    assert run.row("MOCK", f"audit poll_storm = {found.group(1)}")  # and in the CSV

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kling_testkit.audit import add_audit_arguments
+
 SCENARIOS = ("lifecycle", "burst", "callbacks", "mixed")
 SHAPES = ("ramp", "spike", "step")
 
@@ -107,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale", type=_positive(float), default=60.0, help="clock of the runner's mock"
     )
+    add_audit_arguments(parser, "the users'")
     parser.add_argument("--seed", type=int, default=7, help="seed of the runner's mock")
     parser.add_argument("--shape", choices=SHAPES, help="a load shape of load_tests/shapes")
     parser.add_argument(

@@ -10,12 +10,18 @@ are taken from their merged response-time histograms, as Locust takes them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-JOB, POLLS, CALLBACK, MOCK = "JOB", "POLLS", "CALLBACK", "MOCK"
+from kling_testkit.audit import offending
+
+JOB = "JOB"
+POLLS = "POLLS"
+CALLBACK = "CALLBACK"
+MOCK = "MOCK"
 NOT_REQUESTS = frozenset({JOB, POLLS, CALLBACK, MOCK})
 
 
@@ -50,7 +56,7 @@ def mock_counters(entries: list[Entry]) -> dict[str, str]:
     """The counters ``load_tests.report_mock_counters`` put in the stats (``name = value``)."""
     found = {}
     for entry in entries:
-        if entry.method == MOCK and " = " in entry.name:
+        if entry.method == MOCK and " = " in entry.name and not entry.name.startswith("audit "):
             name, value = entry.name.split(" = ", 1)
             found[name] = value
     return found
@@ -90,6 +96,7 @@ class Results:
     polls: list[Entry]
     callbacks: list[Entry]
     counters: dict[str, str] | None = None  # what the mock counted during the run
+    audit: dict[str, Any] | None = None  # the mock's findings made during the run
     exceptions: int = 0  # errors raised in the locustfile's own code
 
     @classmethod
@@ -129,6 +136,8 @@ class Thresholds:
     max_fail_ratio: float | None = 0.0
     max_p95_ms: float | None = None
     max_job_p95_s: float | None = None
+    fail_on_audit: bool = False  # a finding of the mock's audit (not allowed) fails the run
+    audit_allow: tuple[str, ...] = ()
 
 
 def broken(results: Results, limits: Thresholds) -> list[str]:
@@ -156,6 +165,14 @@ def broken(results: Results, limits: Thresholds) -> list[str]:
             found.append("--max-job-p95: no job finished")
         elif job_p95 > limits.max_job_p95_s:
             found.append(f"--max-job-p95: job p95 {job_p95:g} s > {limits.max_job_p95_s:g} s")
+    broke = offending(results.audit or {}, limits.audit_allow)
+    if limits.fail_on_audit and broke:
+        counts: dict[str, int] = {}
+        for items in broke.values():
+            for fid, item in items.items():
+                counts[fid] = counts.get(fid, 0) + item["count"]
+        shown = ", ".join(f"{fid} {count}" for fid, count in sorted(counts.items()))
+        found.append(f"--fail-on-audit: the users broke rules the mock checks: {shown}")
     return found
 
 
@@ -177,8 +194,11 @@ class Summary:
     reports: list[str] = field(default_factory=list)
 
 
-def render(summary: Summary, results: Results, failed: list[str]) -> str:
-    """The summary printed at the end of ``kling-testkit load``."""
+def render(
+    summary: Summary, results: Results, failed: list[str], limits_allow: Sequence[str] = ()
+) -> str:
+    """The summary printed at the end of ``kling-testkit load`` (``limits_allow``: finding ids
+    not shown)."""
     lines = ["", f"== kling load: {summary.title} ==", *summary.setup]
     p50, p95 = percentile(results.requests, 0.5), percentile(results.requests, 0.95)
     lines.append(
@@ -214,6 +234,8 @@ def render(summary: Summary, results: Results, failed: list[str]) -> str:
             f"units spent: {units.normalize():f}, callbacks delivered: "
             f"{counters['callbacks_delivered']}, failed: {counters['callbacks_failed']}"
         )
+    if results.audit is not None:
+        lines += _audit_lines(results.audit, limits_allow)
     lines += summary.notes
     lines += [f"report: {path}" for path in summary.reports]
     if failed:
@@ -222,3 +244,18 @@ def render(summary: Summary, results: Results, failed: list[str]) -> str:
     else:
         lines.append("result: passed")
     return "\n".join(lines)
+
+
+def _audit_lines(audit: dict[str, Any], allow: Sequence[str]) -> list[str]:
+    """The run's findings: per account and finding, how often, the first offending request
+    and the fix (the whole report: GET /__mock/audit)."""
+    broke = offending(audit, allow)
+    if not broke:
+        return ["audit: clean (the users broke no rule the mock checks)"]
+    lines = ["audit: the users broke rules the mock checks (all of it: GET /__mock/audit)"]
+    for account, found in broke.items():
+        for fid, item in found.items():
+            lines.append(f"  {account}: {fid} x{item['count']}; fix: {item['hint']}")
+            for e in item["evidence"][:1]:
+                lines.append(f"    e.g. {e['method']} {e['path']}: {e['detail']}")
+    return lines

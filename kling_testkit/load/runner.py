@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from kling_testkit.audit import changes as audit_changes
 from kling_testkit.credentials import Credentials
 from kling_testkit.load import cpu, report
 from kling_testkit.load.target import (
@@ -28,6 +29,7 @@ from kling_testkit.load.target import (
     counter_changes,
     is_mock,
     mock_config,
+    read_audit,
     read_counters,
 )
 
@@ -166,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.users} users at {args.spawn_rate:g}/s for {args.duration:g} s; {processes}"
         )
         before = read_counters(target.mock_url) if target.mock_url else None
+        judged = read_audit(target.mock_url) if target.mock_url else None
         main, workers = locust_commands(args, ",".join(map(str, files)), target.host, Path(tmp))
         procs = [
             subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
             counters = counter_changes(before, read_counters(target.mock_url))
         results = report.Results.from_entries(entries, counters)
         results.exceptions = _exceptions(args.csv)
+        if target.mock_url and judged is not None:
+            results.audit = audit_changes(judged, read_audit(target.mock_url))
         summary = report.Summary(args.scenario or args.locustfile, setup)
         summary.reports += [f"{args.csv}_stats.csv", args.html]
         summary.notes += cpu.describe(usages) if sampler else ["cpu: not measured (no psutil)"]
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 "several processes can arrive early and count as violations"
             )
         failed = report.broken(results, _thresholds(args))
-        print(report.render(summary, results, failed), flush=True)
+        print(report.render(summary, results, failed, args.audit_allow), flush=True)
         return 1 if failed else 0
 
 
@@ -222,4 +227,10 @@ def _wait(procs: list[subprocess.Popen[bytes]], timeout: float) -> int | None:
 
 
 def _thresholds(args: argparse.Namespace) -> report.Thresholds:
-    return report.Thresholds(args.max_fail_ratio, args.max_p95, args.max_job_p95)
+    return report.Thresholds(
+        args.max_fail_ratio,
+        args.max_p95,
+        args.max_job_p95,
+        args.fail_on_audit,
+        tuple(args.audit_allow),
+    )

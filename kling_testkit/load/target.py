@@ -153,6 +153,12 @@ def read_counters(url: str) -> dict[str, Any]:
     return totals
 
 
+def read_audit(url: str) -> dict[str, Any]:
+    """The mock's audit (``GET /__mock/audit``): every account's findings."""
+    control = MockControl(url, control_token=os.environ.get(CONTROL_TOKEN_VAR))
+    return control.audit()
+
+
 def counter_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
     """What each counter gained between two readings (units as a decimal string)."""
     return {

@@ -57,7 +57,7 @@ def file(task_id: str, name: str) -> Response:
             found = ((RESULT_URL_EXPIRED, refused),)
         if found:
             path = request.path
-            g.audit = mock.audit_of(task.account, "GET", path, findings=found, counted=False)
+            g.audit = mock.judge.of(task.account, "GET", path, findings=found, counted=False)
     if refused is not None:
         raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
     if task is None or task.status_at(now) != SUCCEED:
@@ -90,5 +90,5 @@ def _body(task: Task, found: render.MediaFile) -> Response:
 def _served(mock: Backend, task: Task) -> None:
     """A result of ``task`` goes out: remembered, so its URL expiring is not judged unfetched."""
     g.audit = replace(
-        mock.audit_of(task.account, "GET", request.path, counted=False), fetched=task.task_id
+        mock.judge.of(task.account, "GET", request.path, counted=False), fetched=task.task_id
     )
