@@ -143,16 +143,17 @@ def proxy() -> Iterator[Callable[..., tuple[str, Proxy]]]:
         mock.stop()
 
 
-def run_contract(url: str, *args: str, tmp: Path) -> tuple[int, str, Any]:
+def run_contract(url: str | None, *args: str, tmp: Path) -> tuple[int, str, Any]:
+    """``kling-testkit contract`` against ``url`` (None: an in-process mock)."""
     report = tmp / "junit.xml"
+    target = ["--base-url", url] if url else []
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "kling_testkit.cli",
             "contract",
-            "--base-url",
-            url,
+            *target,
             "--junitxml",
             str(report),
             *args,
@@ -173,6 +174,32 @@ def test_the_suite_holds_against_a_mock_reached_over_http(
     assert code == 0, out[-3000:]
     assert re.search(r"checked \d+: \d+ held, 0 broken, 0 skipped", out), out[-1500:]
     assert junit.exists() and "testsuite" in junit.read_text()
+    assert "\naudit: clean\n" in out, out[-1500:]  # each check's namespace, read before it goes
+
+
+EXPECTED = "  not counted, made on purpose by the checks that say so: token_misuse 1"
+
+
+def test_the_audit_of_an_in_process_mock_is_clean_but_for_what_checks_do_on_purpose(
+    tmp_path: Path,
+) -> None:
+    code, out, _ = run_contract(None, "--fail-on-audit", tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    assert out.rstrip().endswith(f"audit: clean\n{EXPECTED}"), out[-1500:]
+
+
+@pytest.mark.parametrize(("flag", "code"), [((), 0), (("--fail-on-audit",), 1)])
+def test_findings_of_the_suite_are_shown_and_fail_it_only_when_asked(
+    tmp_path: Path, flag: tuple[str, ...], code: int
+) -> None:
+    strict = tmp_path / "strict.json"  # a mock that wants 100 s between polls: the suite's 30 s
+    strict.write_text(json.dumps({"audit": {"poll_interval_s": 100}}), encoding="utf-8")
+    pytest_args = ["--", "-o", f"kling_mock_config={strict}", "-k", "runs_to_the_end"]
+    found, out, _ = run_contract(None, *flag, *pytest_args, tmp=tmp_path)
+    assert found == code, out[-3000:]
+    assert re.search(r"\naudit: poll_storm \d+\n  account 'default':\n    poll_storm: ", out), out
+    assert "(at most one per 100 s) [check test_a_task_runs_to_the_end_and_its_result" in out
+    assert ("FAILED --fail-on-audit: the mock's audit found poll_storm" in out) == bool(code)
 
 
 @pytest.mark.parametrize(
@@ -202,6 +229,7 @@ def test_a_real_looking_target_gets_no_create_without_a_budget(
     assert code == 0, out[-3000:]
     assert found.posts == 0
     assert "raise --max-units" in out and "units spent: 0" in out
+    assert "units spent: 0\n" in out and not re.search(r"(?m)^audit", out)  # no mock, no audit
 
 
 def test_with_a_budget_paid_checks_run_and_stay_within_it(

@@ -30,6 +30,7 @@ def test_lifecycle_reports_requests_and_job_entries(tmp_path: Path) -> None:
         "5000",
         "--max-job-p95",
         "60",
+        "--fail-on-audit",
     )
     assert run.code == 0, run
     assert run.row("POST", "/v1/videos/text2video")["Failure Count"] == "0"
@@ -46,6 +47,8 @@ def test_lifecycle_reports_requests_and_job_entries(tmp_path: Path) -> None:
     assert run.number("requests") > 0 and run.number("failures") == 0
     assert re.search(r"job p50 \d+\.\d\d s, job p95 \d+\.\d\d s, polls per job: \d", run.out)
     assert "text2video job" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "\naudit: clean\n" in run.out  # our KlingUser breaks no rule the mock checks
+    assert run.row("MOCK", "audit findings = 0")
     assert run.out.rstrip().endswith("result: passed")
 
 
@@ -77,9 +80,38 @@ def test_a_locustfile_that_ignores_retry_after_shows_violations(tmp_path: Path) 
         "--max-fail-ratio",
         "1",
     )
-    assert run.code == 0, run
+    assert run.code == 0, run  # findings fail a run only with --fail-on-audit
     assert run.number("429s") > 0, run
-    assert run.number("Retry-After violations") > 0, run
+    violations = run.number("Retry-After violations")
+    assert violations > 0, run
+    # No report_mock_counters() in this locustfile: the runner reads the audit itself.
+    assert run.figure(r"\naudit: retry_after_ignored (\d+)\n") == str(violations)
+    assert "fix: after a 429, wait the Retry-After seconds" in run.out
+
+
+def test_a_locustfile_that_polls_in_a_tight_loop_fails_the_audit(tmp_path: Path) -> None:
+    run = load(
+        tmp_path,
+        "-f",
+        str(LOCUSTFILES / "polls_in_a_tight_loop.py"),
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--fail-on-audit",
+    )
+    assert run.code == 1, run
+    storms = run.figure(r"\n    poll_storm: (\d+) request\(s\)\n")
+    assert int(storms) > 0 and run.row("MOCK", f"audit poll_storm = {storms}"), run
+    assert run.row("MOCK", f"audit findings = {storms}")
+    assert re.search(
+        r"\n      GET /v1/videos/text2video/\d+ at mock time [\d.]+ \(request ", run.out
+    )
+    assert "      fix: poll a task at most once every few seconds" in run.out
+    said = f"THRESHOLD FAILED --fail-on-audit: the mock's audit found poll_storm {storms}"
+    assert said in run.out and run.out.rstrip().endswith("result: FAILED")
 
 
 def test_an_impossible_threshold_fails_the_run_and_says_which(tmp_path: Path) -> None:

@@ -48,6 +48,14 @@ def _positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+def finding_ids(text: str) -> tuple[str, ...]:
+    """``poll_storm,token_misuse``: audit finding ids (any: a newer mock may judge more)."""
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not found:
+        raise argparse.ArgumentTypeError(f"give finding ids separated by commas; got {text!r}")
+    return found
+
+
 def _workers(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 64:
@@ -97,6 +105,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-p95", type=_at_least_zero, metavar="MS", help="request p95")
     parser.add_argument(
         "--max-job-p95", type=_at_least_zero, metavar="SECONDS", help="job completion p95"
+    )
+    parser.add_argument(
+        "--fail-on-audit",
+        action="store_true",
+        help="fail when the mock's audit found the run's client breaking a rule (a mock only)",
+    )
+    parser.add_argument(
+        "--audit-allow",
+        type=finding_ids,
+        default=(),
+        metavar="ID,...",
+        help="audit findings that do not fail the run (e.g. poll_storm,token_misuse)",
     )
     parser.add_argument(
         "--max-units",

@@ -3,8 +3,8 @@ thresholds they are held to, and the summary printed at the end.
 
 Locust's stats hold more than HTTP requests: ``JOB`` entries (job completion, ms), ``POLLS``
 (polls per job, carried in the response-time field), ``CALLBACK`` (callback delivery) and
-``MOCK`` (the mock's counters). Requests are every other entry. Percentiles over several entries
-are taken from their merged response-time histograms, as Locust takes them.
+``MOCK`` (the mock's counters and audit). Requests are every other entry. Percentiles over
+several entries are taken from their merged response-time histograms, as Locust takes them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from kling_testkit import audit
+
 JOB, POLLS, CALLBACK, MOCK = "JOB", "POLLS", "CALLBACK", "MOCK"
 NOT_REQUESTS = frozenset({JOB, POLLS, CALLBACK, MOCK})
+AUDIT_ENTRY = "audit "  # MOCK entries of the audit ("audit poll_storm = 2"), not counters
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def mock_counters(entries: list[Entry]) -> dict[str, str]:
     """The counters ``load_tests.report_mock_counters`` put in the stats (``name = value``)."""
     found = {}
     for entry in entries:
-        if entry.method == MOCK and " = " in entry.name:
+        if entry.method == MOCK and " = " in entry.name and not entry.name.startswith(AUDIT_ENTRY):
             name, value = entry.name.split(" = ", 1)
             found[name] = value
     return found
@@ -91,6 +94,7 @@ class Results:
     callbacks: list[Entry]
     counters: dict[str, str] | None = None  # what the mock counted during the run
     exceptions: int = 0  # errors raised in the locustfile's own code
+    audit: dict[str, Any] | None = None  # the run's findings (None: the target has no audit)
 
     @classmethod
     def from_entries(cls, entries: list[Entry], counters: dict[str, str] | None) -> Results:
@@ -129,6 +133,8 @@ class Thresholds:
     max_fail_ratio: float | None = 0.0
     max_p95_ms: float | None = None
     max_job_p95_s: float | None = None
+    fail_on_audit: bool = False  # a finding of the mock's audit not in audit_allow fails
+    audit_allow: tuple[str, ...] = ()
 
 
 def broken(results: Results, limits: Thresholds) -> list[str]:
@@ -156,6 +162,10 @@ def broken(results: Results, limits: Thresholds) -> list[str]:
             found.append("--max-job-p95: no job finished")
         elif job_p95 > limits.max_job_p95_s:
             found.append(f"--max-job-p95: job p95 {job_p95:g} s > {limits.max_job_p95_s:g} s")
+    if limits.fail_on_audit and results.audit is not None:
+        said = audit.verdict(results.audit, limits.audit_allow)
+        if said:
+            found.append(said)
     return found
 
 
@@ -177,8 +187,11 @@ class Summary:
     reports: list[str] = field(default_factory=list)
 
 
-def render(summary: Summary, results: Results, failed: list[str]) -> str:
-    """The summary printed at the end of ``kling-testkit load``."""
+def render(
+    summary: Summary, results: Results, failed: list[str], limits: Thresholds | None = None
+) -> str:
+    """The summary printed at the end of ``kling-testkit load``; the audit's findings allowed by
+    ``limits`` are marked so."""
     lines = ["", f"== kling load: {summary.title} ==", *summary.setup]
     p50, p95 = percentile(results.requests, 0.5), percentile(results.requests, 0.95)
     lines.append(
@@ -214,6 +227,9 @@ def render(summary: Summary, results: Results, failed: list[str]) -> str:
             f"units spent: {units.normalize():f}, callbacks delivered: "
             f"{counters['callbacks_delivered']}, failed: {counters['callbacks_failed']}"
         )
+    if results.audit is not None:
+        allow = limits.audit_allow if limits else ()
+        lines += audit.summary(results.audit, allow).splitlines()
     lines += summary.notes
     lines += [f"report: {path}" for path in summary.reports]
     if failed:
