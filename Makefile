@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck docs browser pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,26 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+# The documentation site, built offline into build/site; --strict: a broken reference, link or
+# include fails. (Material prints an end-of-life notice about MkDocs 2 unless told not to.)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-test: lint typecheck pytest
+# tests/test_dashboard.py drives Debian's Chromium through Playwright (no browser download):
+# installed here when root, as `bench` installs wrk; without it those tests fail, saying so.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the dashboard tests will fail"; \
+	  else echo "no Chromium at $(CHROMIUM): install it (sudo apt-get install -y chromium) or set" \
+	    "CHROMIUM=/path/to/chromium; the dashboard tests fail without it"; fi; fi
+
+pytest: $(STAMP) browser
+	KLING_TESTKIT_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -n 2
+
+test: lint typecheck docs pytest
 
 # bench/compare.py: the issue-10 table (wrk over loopback; wrk is installed here when root).
 # A quick check: make bench BENCH_ARGS="--duration 3 --runs 3". bench/servers.py (WSGI servers

@@ -3,10 +3,7 @@
 Run it with ``kling-testkit contract`` or ``pytest --pyargs contract_tests`` (with the kling
 plugin's ``--kling-base-url`` and ``--kling-max-units``). Every answer is checked against the
 OpenAPI document; free checks always run; paid checks run on a mock (its units are not money) and
-on any other target only within the unit budget, cheapest first. On a mock, each check's audit
-(``GET /__mock/audit``: what our own client did against the rules) is read before its state goes
-and added up for the report; a check that breaks a rule on purpose says which with
-``@pytest.mark.kling_audit(allow=[...])``, and its findings of those ids are counted apart.
+on any other target only within the unit budget, cheapest first.
 """
 
 from __future__ import annotations
@@ -23,13 +20,12 @@ from typing import Any
 import pytest
 import requests
 
-from kling_testkit import audit
+from kling_testkit.audit import add, offending
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.budget import Budget
 from kling_testkit.contract import Violation, check_answer
 from kling_testkit.credentials import Credentials
-from kling_testkit.errors import KlingError
-from kling_testkit.pytest_plugin import AUDIT_MARKER, KlingTarget
+from kling_testkit.pytest_plugin import KlingTarget
 from kling_testkit.spec.statuses import TERMINAL
 
 REPORT_VAR = "KLING_CONTRACT_REPORT"
@@ -215,7 +211,7 @@ def spender(kling_mock_server: KlingTarget) -> Spender:
 
 @pytest.fixture
 def target(
-    request: pytest.FixtureRequest, kling_mock_server: KlingTarget, spender: Spender
+    kling_mock_server: KlingTarget, spender: Spender, request: pytest.FixtureRequest
 ) -> Iterator[Target]:
     """The target, on fresh state when it is a mock (a namespace of its own when shared)."""
     if kling_mock_server.is_mock:
@@ -223,7 +219,12 @@ def target(
             yield Target(
                 Api(mock.base_url, kling_mock_server.credentials), kling_mock_server, mock, spender
             )
-            _audit.add(mock, request.node)
+            # What the suite's own requests did against the mock's rules, before the next
+            # check's fresh state forgets it (the runner's summary shows the sum).
+            # A check that breaks a rule on purpose names it (kling_audit(allow=[...])).
+            marker = request.node.get_closest_marker("kling_audit")
+            allow = marker.kwargs.get("allow", ()) if marker else ()
+            add(_audit, {"accounts": offending(mock.audit(), allow)})
         return
     creds = kling_mock_server.credentials
     yield Target(Api(kling_mock_server.base_url, creds), kling_mock_server, None, spender)
@@ -234,47 +235,8 @@ def api(target: Target) -> Api:
     return target.api
 
 
-class SuiteAudit:
-    """The findings of every check's mock state, added up; evidence names the check."""
-
-    def __init__(self) -> None:
-        self.accounts: dict[str, dict[str, Any]] = {}
-        self.expected: dict[str, int] = {}  # made on purpose by checks that say so
-        self.read = False  # a mock's audit was read at least once
-
-    def add(self, mock: Any, item: pytest.Item) -> None:
-        try:
-            found = mock.audit()
-        except (KlingError, requests.RequestException):  # a mock without an audit
-            return
-        self.read = True
-        marker = item.get_closest_marker(AUDIT_MARKER)
-        allow = set(marker.kwargs.get("allow", ())) if marker else set()
-        check = item.nodeid.split("::", 1)[-1]
-        for account, findings in found["accounts"].items():
-            mine = self.accounts.setdefault(account, {})
-            for fid, item_found in findings.items():
-                if fid in allow:
-                    self.expected[fid] = self.expected.get(fid, 0) + item_found["count"]
-                    continue
-                kept = mine.setdefault(fid, {"count": 0, "evidence": [], "hint": ""})
-                kept["count"] += item_found["count"]
-                kept["hint"] = item_found["hint"]
-                kept["evidence"] += [
-                    {**e, "detail": f"{e['detail']} [check {check}]"}
-                    for e in item_found["evidence"][: max(0, EVIDENCE_KEPT - len(kept["evidence"]))]
-                ]
-
-    def report(self) -> dict[str, Any] | None:
-        """The suite's audit document with ``expected`` beside it; None: no audit was read."""
-        if not self.read:
-            return None
-        return {**audit.document(self.accounts), "expected": self.expected}
-
-
-EVIDENCE_KEPT = 5  # offending requests kept per finding and account over the whole suite
-_audit = SuiteAudit()
 _outcomes: list[dict[str, Any]] = []
+_audit: dict[str, Any] = {}  # the findings of every check on a mock, added up
 
 
 @pytest.hookimpl(wrapper=True)
@@ -302,13 +264,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     spent = sum((s.spent for s in _spenders.values()), Decimal(0))
     real = any(s.real for s in _spenders.values())
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(
-            {
-                "checks": _outcomes,
-                "units_spent": str(spent),
-                "real": real,
-                "audit": _audit.report(),
-            },
-            out,
-            indent=1,
-        )
+        summary = {"checks": _outcomes, "units_spent": str(spent), "real": real}
+        if _audit:  # the target was a mock
+            summary["audit"] = _audit
+        json.dump(summary, out, indent=1)

@@ -71,9 +71,7 @@ def test_a_token_not_yet_valid_is_1003(api: Api) -> None:
     expect_error(answer, 401, ErrorCode.AUTH_NOT_YET_VALID)
 
 
-# Checking 1004 means sending an expired token, which the mock's audit names token_misuse: a
-# finding this check makes on purpose, counted apart from the suite's own behaviour.
-@pytest.mark.kling_audit(allow=["token_misuse"])
+@pytest.mark.kling_audit(allow=["token_misuse"])  # the expired token is the point of the check
 def test_an_expired_token_is_1004(api: Api) -> None:
     now = int(time.time())
     answer = api.get(T2V, authed=False, headers=_token(api, exp=now - 60, nbf=now - 3600))

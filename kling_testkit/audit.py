@@ -1,57 +1,14 @@
 """Reading the mock's audit (``GET /__mock/audit``): what a client did against the rules.
 
-An audit document is ``{"clean", "accounts": {name: {finding id: {"count", "evidence",
-"hint"}}}, "totals": {finding id: count}}``. The set of finding ids is open: nothing here lists
-them, so a mock that judges more needs no change here.
-"""
+An audit document is ``{"clean", "accounts": {account: {finding id: {"count", "evidence",
+"hint"}}}, "totals"}``; these helpers read it, add several up, and tell what changed between
+two readings, without knowing the finding ids (new ones need no change here)."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from typing import Any
-
-from kling_testkit.control import probe
-
-
-def read(
-    base_url: str, *, control_token: str | None = None, timeout: float = 10.0
-) -> dict[str, Any] | None:
-    """The audit of the mock at ``base_url``; None when it has none to give (not a mock, a mock
-    without ``/__mock/audit``, a refused control token, unreachable)."""
-    return probe(base_url, "audit", control_token=control_token, timeout=timeout)
-
-
-def document(accounts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """An audit document of these findings per account, with its totals and ``clean``."""
-    totals: dict[str, int] = {}
-    for found in accounts.values():
-        for fid, item in found.items():
-            totals[fid] = totals.get(fid, 0) + int(item["count"])
-    return {"clean": not totals, "accounts": accounts, "totals": totals}
-
-
-def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
-    """What an audit gained between two readings of one mock, as an audit document.
-
-    Each finding's count is the difference (a count lower than before means the mock was reset
-    in between: all of ``after``'s count is new); its evidence is what ``after`` holds that
-    ``before`` did not (by request id), its hint is ``after``'s. Findings that did not grow are
-    left out.
-    """
-    old_accounts = (before or {}).get("accounts", {})
-    accounts: dict[str, dict[str, Any]] = {}
-    for account, found in after.get("accounts", {}).items():
-        old = old_accounts.get(account, {})
-        grown: dict[str, Any] = {}
-        for fid, item in found.items():
-            was = old.get(fid, {"count": 0, "evidence": []})
-            count = item["count"] - was["count"] if item["count"] >= was["count"] else item["count"]
-            if count > 0:
-                seen = {e["request_id"] for e in was["evidence"]}
-                fresh = [e for e in item["evidence"] if e["request_id"] not in seen]
-                grown[fid] = {**item, "count": count, "evidence": fresh}
-        accounts[account] = grown
-    return document(accounts)
 
 
 def offending(data: dict[str, Any], allow: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
@@ -65,51 +22,87 @@ def offending(data: dict[str, Any], allow: Iterable[str] = ()) -> dict[str, dict
     return out
 
 
-def format_report(
-    data: dict[str, Any], allow: Iterable[str] = (), *, max_evidence: int | None = None
-) -> str:
+def format_report(data: dict[str, Any], allow: Iterable[str] = ()) -> str:
     """A readable report of the findings not in ``allow``: per account each finding, how many
-    requests, the first offending ones (at most ``max_evidence``) and how to fix it; ``""``
-    when there is none."""
+    requests, the first offending ones and how to fix it; ``""`` when there is none."""
     lines: list[str] = []
     for account, found in offending(data, allow).items():
         lines.append(f"account {account!r}:")
         for fid, item in found.items():
-            lines.append(f"  {fid}: {item['count']} request(s)")
-            shown = item["evidence"][:max_evidence]
-            for e in shown:
+            count = item["count"]
+            lines.append(f"  {fid}: {'once' if count == 1 else f'{count} times'}")
+            for e in item["evidence"]:
+                request = f" (request {e['request_id']})" if e.get("request_id") else ""
                 lines.append(
                     f"    {e['method']} {e['path']} at mock time {e['time'] / 1000:.3f}"
-                    f" (request {e['request_id']}): {e['detail']}"
+                    f"{request}: {e['detail']}"
                 )
-            if not shown:
-                lines.append("    (the mock keeps only the first offending requests: all earlier)")
-            elif item["count"] > len(shown):
-                lines.append(f"    ... and {item['count'] - len(shown)} more")
+            shown = len(item["evidence"])
+            if item["count"] > shown:
+                lines.append(f"    ... and {item['count'] - shown} more")
             lines.append(f"    fix: {item['hint']}")
     return "\n".join(lines)
 
 
-def summary(data: dict[str, Any], allow: Iterable[str] = (), *, max_evidence: int = 2) -> str:
-    """The audit part of a runner's summary: ``audit: clean``, or a line with each finding id
-    and its count (allowed ones marked), then the report of those not allowed, indented."""
-    allowed = set(allow)
-    totals: dict[str, int] = data.get("totals", {})
-    if not totals:
-        return "audit: clean"
-    listed = ", ".join(
-        f"{fid} {count}" + (" (allowed)" if fid in allowed else "")
-        for fid, count in sorted(totals.items())
+MAX_SHOWN = 5  # evidence kept per finding when documents are added up
+
+
+def add(total: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """Add an audit document's findings to ``total`` (an audit document too, ``{}`` to start):
+    counts summed, the first evidence kept; for the findings of several fresh mocks (one per
+    test) read one after another."""
+    accounts = total.setdefault("accounts", {})
+    for account, found in doc.get("accounts", {}).items():
+        mine = accounts.setdefault(account, {})
+        for fid, item in found.items():
+            kept = mine.setdefault(fid, {"count": 0, "evidence": [], "hint": item["hint"]})
+            kept["count"] += item["count"]
+            kept["evidence"] = (kept["evidence"] + item["evidence"])[:MAX_SHOWN]
+    totals: dict[str, int] = {}
+    for found in accounts.values():
+        for fid, item in found.items():
+            totals[fid] = totals.get(fid, 0) + item["count"]
+    total.update(clean=not totals, totals=totals)
+    return total
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The findings made between two readings of one mock's audit (an audit document): each
+    count's growth, and the evidence the first reading did not have."""
+    out: dict[str, Any] = {"accounts": {}}
+    for account, found in after.get("accounts", {}).items():
+        earlier = before.get("accounts", {}).get(account, {})
+        for fid, item in found.items():
+            old = earlier.get(fid, {"count": 0, "evidence": []})
+            grown = item["count"] - old["count"]
+            if grown <= 0:  # (a finding read off the state, a ratio, may also shrink)
+                continue
+            seen = {(e.get("request_id"), e.get("time"), e.get("detail")) for e in old["evidence"]}
+            new = [
+                e
+                for e in item["evidence"]
+                if (e.get("request_id"), e.get("time"), e.get("detail")) not in seen
+            ]
+            out["accounts"].setdefault(account, {})[fid] = {
+                "count": grown,
+                "evidence": new,
+                "hint": item["hint"],
+            }
+    return add({}, out)
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--fail-on-audit`` and ``--audit-allow`` (the contract and load commands)."""
+    parser.add_argument(
+        "--fail-on-audit",
+        action="store_true",
+        help=f"fail when the target is a mock and {whose} requests broke a rule its audit "
+        "checks (GET /__mock/audit); without it the findings are only shown",
     )
-    report = format_report(data, allowed, max_evidence=max_evidence)
-    return f"audit: {listed}" + "".join(f"\n  {line}" for line in report.splitlines())
-
-
-def verdict(data: dict[str, Any], allow: Iterable[str] = ()) -> str | None:
-    """Why a run with ``--fail-on-audit`` fails (the findings not allowed), or None."""
-    allowed = set(allow)
-    bad = {fid: n for fid, n in sorted(data.get("totals", {}).items()) if fid not in allowed}
-    if not bad:
-        return None
-    listed = ", ".join(f"{fid} {count}" for fid, count in bad.items())
-    return f"--fail-on-audit: the mock's audit found {listed} (see audit above)"
+    parser.add_argument(
+        "--audit-allow",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        default=[],
+        metavar="ID,...",
+        help="finding ids that neither show nor fail (e.g. poll_storm)",
+    )

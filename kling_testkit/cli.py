@@ -1,9 +1,8 @@
 """``kling-testkit``: the contract runner and the drift report.
 
-- ``kling-testkit contract [--base-url URL] [--max-units N] [--junitxml FILE] [--fail-on-audit]
-  [-- pytest args]`` runs the contract suite (``contract_tests``) against an in-process mock (no
-  URL) or a target, and prints a one-screen summary (on a mock, with the mock's audit of the
-  suite's own requests); exit 0 only when the contract holds.
+- ``kling-testkit contract [--base-url URL] [--max-units N] [--junitxml FILE] [-- pytest args]``
+  runs the contract suite (``contract_tests``) against an in-process mock (no URL) or a target,
+  and prints a one-screen summary; exit 0 only when the contract holds.
 - ``kling-testkit drift --base-url URL [--max-units N] [--recorded DIR]`` sends the same requests
   to a fresh in-process mock and to the target and prints where their answers' shapes differ.
 - ``kling-testkit load (--scenario NAME | -f LOCUSTFILE) --users N --spawn-rate R --duration D``
@@ -23,9 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kling_testkit import audit
+from kling_testkit.audit import add_audit_arguments, format_report, offending
 from kling_testkit.credentials import ACCESS_KEY_VAR, SECRET_KEY_VAR
-from kling_testkit.load.options import finding_ids
 
 TESTKIT_ACCESS_VAR = "KLING_TESTKIT_ACCESS_KEY"
 TESTKIT_SECRET_VAR = "KLING_TESTKIT_SECRET_KEY"
@@ -50,14 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         help="units paid checks may spend on a target that is not a mock (default 0: none run)",
     )
     contract.add_argument("--junitxml", metavar="FILE", help="also write a JUnit XML report")
-    contract.add_argument(
-        "--fail-on-audit",
-        action="store_true",
-        help="on a mock, fail when its audit found the suite's requests breaking a rule",
-    )
-    contract.add_argument(
-        "--audit-allow", type=finding_ids, default=(), metavar="ID,...", help="findings allowed"
-    )
+    add_audit_arguments(contract, "the suite's")
     contract.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments")
     drift = commands.add_parser("drift", help="compare a target's answers with the mock's")
     drift.add_argument("--base-url", required=True, help="the target to compare")
@@ -105,18 +96,17 @@ def contract(args: argparse.Namespace) -> int:
     if summary is None:
         print("contract: the suite did not run (see above)", file=sys.stderr)
         return done.returncode or 2
-    print(render_summary(summary, args.audit_allow))
-    found = summary.get("audit")
-    said = audit.verdict(found, args.audit_allow) if args.fail_on_audit and found else None
-    if said:
-        print(f"FAILED {said}")
+    allow = args.audit_allow
+    print(render_summary(summary, allow))
+    broke = bool(offending(summary.get("audit", {}), allow))
+    if args.fail_on_audit and broke:
+        print("contract: FAILED --fail-on-audit: the suite broke rules the mock checks")
         return done.returncode or 1
     return done.returncode
 
 
-def render_summary(summary: dict[str, Any], audit_allow: Sequence[str] = ()) -> str:
-    """One screen: how many checks held, each failure with its rule, skips grouped by reason,
-    units spent, and on a mock its audit of the suite's requests."""
+def render_summary(summary: dict[str, Any], allow: Sequence[str] = ()) -> str:
+    """One screen: how many checks held, each failure with its rule, skips grouped by reason."""
     checks = summary["checks"]
     counts: dict[str, int] = {}
     for check in checks:
@@ -137,13 +127,11 @@ def render_summary(summary: dict[str, Any], audit_allow: Sequence[str] = ()) -> 
         lines.append(f"skipped {count}: {reason}")
     spent = summary["units_spent"]
     lines.append(f"units spent: {spent}" + ("" if summary["real"] else " (mock units, no money)"))
-    found = summary.get("audit")
-    if found is not None:  # None: the target is not a mock, or has no audit
-        shown = audit.summary(found, audit_allow).splitlines()
-        expected = ", ".join(f"{fid} {n}" for fid, n in sorted(found["expected"].items()))
-        if expected:
-            shown.insert(1, f"  not counted, made on purpose by the checks that say so: {expected}")
-        lines += shown
+    if "audit" in summary:  # the target was a mock: what the suite's own requests did
+        shown = format_report(summary["audit"], allow)
+        said = "the suite broke rules the mock checks" if shown else "clean"
+        lines.append(f"audit: {said}")
+        lines += shown.splitlines()
     return "\n".join(lines)
 
 

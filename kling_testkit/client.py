@@ -30,6 +30,7 @@ from kling_testkit.errors import (
     KlingError,
     ProtocolError,
     ResultExpired,
+    ServerError,
     TaskFailed,
     TransportError,
     WaitTimeout,
@@ -42,6 +43,11 @@ TERMINAL_STATUSES = TERMINAL
 """The statuses ``wait`` stops at (the contract's terminal ones)."""
 RENEW_BEFORE = 60.0
 """Seconds before ``exp`` at which a cached token is replaced."""
+
+
+def _seconds(retry_after: str) -> float | None:
+    """A ``Retry-After`` in seconds (the API sends whole seconds; a date is not read)."""
+    return float(retry_after) if retry_after.isdigit() else None
 
 
 class KlingClient:
@@ -168,21 +174,28 @@ class KlingClient:
         try:
             body = response.json()
         except ValueError:
-            raise ProtocolError(
-                f"{method} {path}: HTTP {response.status_code}, body is not "
-                f"JSON: {response.text[:200]!r}"
-            ) from None
+            body = None
         if not isinstance(body, dict) or not isinstance(body.get("code"), int):
-            raise ProtocolError(f"{method} {path}: not a Kling envelope: {str(body)[:200]}")
+            shown = repr(response.text[:200]) if body is None else str(body)[:200]
+            if response.status_code >= 500:  # a proxy in front of the API failed: retry later
+                raise ServerError(
+                    0,
+                    f"{method} {path}: HTTP {response.status_code} without a Kling envelope "
+                    f"(a gateway's answer?): {shown}",
+                    response.status_code,
+                    None,
+                    _seconds(response.headers.get("Retry-After", "")),
+                )
+            what = "body is not JSON" if body is None else "not a Kling envelope"
+            raise ProtocolError(f"{method} {path}: HTTP {response.status_code}, {what}: {shown}")
         code = body["code"]
         if code != 0 or response.status_code >= 400:
-            retry_after = response.headers.get("Retry-After", "")
             raise error_class(code, response.status_code)(
                 code,
                 str(body.get("message", "")),
                 response.status_code,
                 body.get("request_id"),
-                float(retry_after) if retry_after.isdigit() else None,
+                _seconds(response.headers.get("Retry-After", "")),
             )
         if "data" not in body:
             raise ProtocolError(f"{method} {path}: success envelope without data")

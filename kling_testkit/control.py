@@ -249,25 +249,6 @@ class MockControl:
         return bool(data["idle"])
 
 
-def probe(
-    base_url: str, path: str, *, control_token: str | None = None, timeout: float = 10.0
-) -> dict[str, Any] | None:
-    """``GET /__mock/<path>``'s data when ``base_url`` is a mock that answers it; None when it
-    does not (not a mock, a mock without that path, a refused control token, unreachable)."""
-    headers = {CONTROL_TOKEN_HEADER: control_token} if control_token else {}
-    try:
-        answer = requests.get(
-            f"{base_url.rstrip('/')}/__mock/{path}", headers=headers, timeout=timeout
-        )
-        body = answer.json()
-    except (requests.RequestException, ValueError):
-        return None
-    if answer.status_code != 200 or not isinstance(body, dict) or body.get("code") != 0:
-        return None
-    data = body.get("data")
-    return data if isinstance(data, dict) else None
-
-
 def _matches(
     entry: Mapping[str, Any],
     method: str | None,

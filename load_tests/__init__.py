@@ -4,9 +4,9 @@ Scenarios, one per file, run by ``kling-testkit load --scenario NAME`` or plain
 ``locust -f load_tests/NAME.py``: ``lifecycle``, ``burst``, ``callbacks``, ``mixed``; load
 shapes in ``load_tests/shapes/``. Your own locustfiles import the library from here: the
 abstract :class:`KlingUser` (auth, response checks, submit, poll, download, ``Retry-After``),
-:class:`Job` (job timing entries), :func:`report_mock_counters` (the mock's counters and audit
-in the stats and report). Importing this package imports Locust, which patches the standard
-library with gevent: keep it out of processes that are not load generators.
+:class:`Job` (job timing entries), :func:`report_mock_counters` (the mock's counters in the
+stats and report). Importing this package imports Locust, which patches the standard library
+with gevent: keep it out of processes that are not load generators.
 """
 
 from load_tests.base import Answer, KlingUser, read_answer

@@ -1,28 +1,24 @@
-"""The mock's counters and audit of a run, in Locust's stats and report.
+"""The mock's counters of a run, in Locust's stats and report.
 
 ``report_mock_counters()`` (call it once at the top of a locustfile) reads ``GET /__mock/counters``
-and ``GET /__mock/audit`` when the test starts and when it stops, and adds what changed in between
-as entries of request type ``MOCK``: one per counter, named ``"<counter> = <value>"`` (tasks
-created, 429s given, Retry-After violations, units spent, callbacks delivered and failed,
-requests), ``"audit findings = <n>"`` (every finding of the run, 0 when it was clean) and one
-``"audit <finding id> = <n>"`` per finding the run made. They show in the console summary, the CSV
-and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when Locust's host is your own
-service) or else the host, when the host is a mock. ``kling-testkit load`` also names a file in
-``$KLING_LOAD_AUDIT_FILE``: the run's audit document (findings with evidence and hints) is written
-there for its summary.
+when the test starts and when it stops, and adds what changed in between as entries of request
+type ``MOCK``, one per counter, named ``"<counter> = <value>"``: tasks created, 429s given,
+Retry-After violations, units spent, callbacks delivered and failed, requests; and one per
+finding of the mock's audit made during the run, ``"audit <finding id> = <count>"``. They show
+in the console summary, the CSV and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when
+Locust's host is your own service) or else the host, when the host is a mock.
 
 In a distributed run only the master reads them (workers see the same mock).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import gevent
+import requests
 from locust import events as default_events
 from locust.env import Environment
 from locust.event import Events
@@ -30,18 +26,16 @@ from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from kling_testkit.audit import changes
-from kling_testkit.control import probe
-from kling_testkit.load.target import control_token, counter_changes
+from kling_testkit.errors import KlingError
+from kling_testkit.load.target import control_headers, counter_changes, read_audit
 
 MOCK_URL_VAR = "KLING_MOCK_URL"
-AUDIT_FILE_VAR = "KLING_LOAD_AUDIT_FILE"
 MOCK = "MOCK"
-AUDIT = "audit"  # the MOCK entries of the audit: "audit findings = 3", "audit poll_storm = 2"
 
 log = logging.getLogger(__name__)
 _installed: list[Events] = []
-_before: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
-"""id(environment) -> the counters' totals and the audit (None: the mock has none) at test start"""
+_before: dict[int, dict[str, Any]] = {}  # id(environment) -> totals at test start
+_judged: dict[int, dict[str, Any]] = {}  # id(environment) -> the audit at test start
 
 
 def report_mock_counters(events: Events | None = None) -> None:
@@ -62,8 +56,15 @@ def mock_url(environment: Environment) -> str | None:
 
 def read_totals(url: str) -> dict[str, Any] | None:
     """The mock's totals (all accounts), or None when ``url`` is not a mock."""
-    found = probe(url, "counters", control_token=control_token())
-    return None if found is None else dict(found["totals"])
+    try:
+        answer = requests.get(f"{url}/__mock/counters", headers=control_headers(), timeout=10)
+        body = answer.json()
+    except (requests.RequestException, ValueError):
+        return None
+    if answer.status_code != 200 or not isinstance(body, dict) or body.get("code") != 0:
+        return None
+    totals: dict[str, Any] = body["data"]["totals"]
+    return totals
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
@@ -71,16 +72,25 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     url = mock_url(environment)
     found = read_totals(url) if url else None
-    if url is None or found is None:
+    if found is None or url is None:
         log.info("no mock counters: %s is not a mock (set %s)", url, MOCK_URL_VAR)
         return
-    _before[id(environment)] = (found, probe(url, "audit", control_token=control_token()))
+    _before[id(environment)] = found
+    _judged[id(environment)] = _audit(url)
+
+
+def _audit(url: str) -> dict[str, Any]:
+    """The mock's audit; empty when it cannot be read (an older mock)."""
+    try:
+        return read_audit(url)
+    except (KlingError, requests.RequestException):
+        return {}
 
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:
-    before, audit_before = _before.pop(id(environment), ({}, None))
+    before = _before.pop(id(environment), None)
     url = mock_url(environment)
-    if not before or url is None:
+    if before is None or url is None:
         return
     after = read_totals(url)
     if after is None:
@@ -89,21 +99,10 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     for name, value in counter_changes(before, after).items():
         # One reading per counter: an entry of its own, outside the aggregated request row.
         environment.stats.get(f"{name} = {value}", MOCK).log(0, 0)
-    audit_after = probe(url, "audit", control_token=control_token())
-    if audit_before is not None and audit_after is not None:
-        _report_audit(environment, changes(audit_before, audit_after))
+    judged = _judged.pop(id(environment), {})
+    for fid, count in sorted(changes(judged, _audit(url))["totals"].items()):
+        environment.stats.get(f"audit {fid} = {count}", MOCK).log(0, 0)
     if getattr(environment.parsed_options, "csv_prefix", None):
         # Locust rewrites the CSV every CSV_STATS_INTERVAL_SEC and not at the end: give its
         # writer one more turn, so the CSV has these entries (and the last second's requests).
         gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
-
-
-def _report_audit(environment: Environment, run: dict[str, Any]) -> None:
-    """The run's findings as MOCK entries, and in ``$KLING_LOAD_AUDIT_FILE`` when it is set."""
-    totals: dict[str, int] = run["totals"]
-    environment.stats.get(f"{AUDIT} findings = {sum(totals.values())}", MOCK).log(0, 0)
-    for fid, count in sorted(totals.items()):
-        environment.stats.get(f"{AUDIT} {fid} = {count}", MOCK).log(0, 0)
-    path = os.environ.get(AUDIT_FILE_VAR)
-    if path:
-        Path(path).write_text(json.dumps(run), encoding="utf-8")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -21,7 +20,7 @@ from mock_server.journal import MAX_BODY, MAX_QUERY, Entry, clip, redact_headers
 from mock_server.namespaces import PREFIX, Dispatcher, Namespaces
 from mock_server.stores import StoreFactory
 from mock_server.strict_json import StrictJSONProvider
-from mock_server.views import api, control, media, meta
+from mock_server.views import api, control, dashboard, media, meta
 from mock_server.views.common import backend
 
 log = logging.getLogger("mock_server")
@@ -63,20 +62,18 @@ def _queried_task() -> str | None:
     return None
 
 
-def _with_create(audit: Audit | None, response: Response, raw: bytes) -> Audit | None:
-    """A create without ``external_task_id``: its key (path and body) and whether its answer
-    was lost (a 5xx, a transport fault), for the ``retry_without_idempotency`` finding. The body
-    is not parsed again (it may be deep or large): naming the field at all counts as having it."""
-    if (
-        audit is None
-        or request.method != "POST"
-        or not (request.endpoint or "").startswith("api.create_")
-        or not raw
-        or b'"external_task_id"' in raw
-    ):
+def _with_create(audit: Audit | None, response: Response) -> Audit | None:
+    """A create without ``external_task_id`` (its key set when it arrived): whether its answer
+    was lost, for the ``retry_without_idempotency`` finding: a 5xx, a broken answer, or a task
+    made but answered late by a latency rule (the client may have given up waiting)."""
+    key = g.get("create_key")
+    if audit is None or key is None:
         return audit
-    key = hashlib.sha256(request.path.encode() + b"\0" + raw).hexdigest()
-    lost = response.status_code >= 500 or g.get("transport_fault") is not None
+    lost = (
+        response.status_code >= 500
+        or g.get("transport_fault") is not None
+        or (response.status_code == 200 and bool(g.get("injected_latency_ms")))
+    )
     return replace(audit, create_key=key, lost=lost)
 
 
@@ -118,6 +115,7 @@ def create_app(
     app.register_blueprint(api.make_blueprint())
     app.register_blueprint(media.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(meta.bp)
 
     @app.before_request
@@ -152,13 +150,17 @@ def create_app(
                     headers=redact_headers(request.headers.items()),
                     **_body_of_request(raw),
                 ),
-                _with_create(g.get("audit"), response, raw),
+                _with_create(g.get("audit"), response),
             )
         return response
 
     @app.teardown_request
     def finish(exc: BaseException | None) -> None:
-        backend().unpin()
+        here = backend()
+        flight = g.get("in_flight")
+        if flight is not None:
+            here.in_flight.leave(*flight)
+        here.unpin()
 
     @app.errorhandler(ApiError)
     def api_error(err: ApiError) -> Response:

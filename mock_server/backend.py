@@ -18,38 +18,31 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from kling_testkit.codes import ErrorCode
-from kling_testkit.pricing import format_units, pack_kind, slots, units
+from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from mock_server import credits, limits, render, signing
-from mock_server.audit import OVERSPEND, RETRY_AFTER_IGNORED, TOKEN_MISUSE, Audit
-from mock_server.audit import report as audit_report
+from mock_server.audit import (
+    InFlight,
+)
 from mock_server.auth import TokenCache, authenticate
 from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
-from mock_server.config import RUNTIME_KEYS, Account, MockConfig
+from mock_server.config import RUNTIME_KEYS, Account, MockConfig, is_withdrawn
 from mock_server.errors import ApiError, ConfigError
 from mock_server.ids import draw_seed, task_id_of
 from mock_server.journal import Journal
+from mock_server.judge import Judge
 from mock_server.memory_store import MemoryStore
 from mock_server.rules import Facts, Rule, RuleSet
 from mock_server.scenarios import SCENARIOS, lookup
 from mock_server.store import MAX_GATES, ClockState, Fresh, Head, PackSpec, Refusal, Store
 from mock_server.tasks import FAILED, SUCCEED, Task, draw_timings
 
-COUNTERS = (
-    "requests",
-    "tasks_created",
-    "rate_limited",
-    "retry_after_violations",
-    "callbacks_delivered",
-    "callbacks_failed",
-)
 """The counters of ``GET /__mock/counters`` (with ``units_spent``), per account."""
 REQUEST_BLOCK = 256  # request-id numbers a process reserves at a time
 ID_BLOCK = 64  # task-id numbers a process reserves at a time
@@ -99,6 +92,8 @@ class Backend:
         self._tokens = TokenCache()  # verified signatures, per accounts object (kept by reset)
         self.errors: list[BaseException] = []
         self.journal = Journal(self.store, config.journal_size)
+        self.in_flight = InFlight()  # creates being answered in this process (see audit)
+        self.judge = Judge(self)
         self.clock = Clock(lambda: self._head().clock, self.store.wall, self.store.advance)
         self.store.start(self._fresh())
         self.callbacks = Dispatcher(self)
@@ -251,12 +246,13 @@ class Backend:
     def authenticate(self, header: str | None, notes: dict[str, Any] | None = None) -> Account:
         """The account the header proves (``notes``: see :func:`mock_server.auth.authenticate`)."""
         config = self.config
-        now = self._token_now()
+        now = self.token_now()
         return authenticate(
             header, config.accounts, now, config.token_leeway_s, self._tokens, notes
         )
 
-    def _token_now(self) -> float:
+    def token_now(self) -> float:
+        """Now on the clock tokens are checked against (``auth_clock``)."""
         return self.now() if self.config.auth_clock == "mock" else time.time()
 
     def admit(self, account: Account) -> None:
@@ -274,117 +270,6 @@ class Backend:
                 f"{limit['window_s']:g} s",
                 headers=self._retry_after(wait),
             )
-
-    def audit_of(
-        self,
-        account: str,
-        method: str,
-        path: str,
-        *,
-        poll: str | None = None,
-        findings: tuple[tuple[str, str], ...] = (),
-        counted: bool = True,
-    ) -> Audit:
-        """A request of ``account`` to judge in its journal step (``mock_server.audit``):
-        under the Retry-After scopes of every request and of its method and path."""
-        rules = self.config.audit
-        return Audit(
-            account,
-            self.now(),
-            self.store.wall(),
-            ("*", f"{method} {path}") if counted else (),
-            float(rules["retry_after_grace_s"]),
-            poll=poll,
-            poll_interval_s=float(rules["poll_interval_s"]),
-            max_polls=int(rules["max_polls"]),
-            findings=findings,
-            counted=counted,
-            retry_window_s=float(rules["retry_window_s"]),
-        )
-
-    def token_findings(self, claims: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-        """What a verified token's claims show: used after (or at) its ``exp``, or a lifetime
-        (``exp - iat``, else ``exp`` from now) above ``audit.max_token_lifetime_s``."""
-        now = self._token_now()
-        exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not math.isfinite(exp):
-            return ()
-        if exp <= now:
-            return ((TOKEN_MISUSE, f"token used {now - exp:.0f} s after its exp"),)
-        iat = claims.get("iat")
-        start = iat if isinstance(iat, (int, float)) and math.isfinite(iat) else now
-        limit = float(self.config.audit["max_token_lifetime_s"])
-        if exp - start > limit:
-            return (
-                (
-                    TOKEN_MISUSE,
-                    f"token lifetime {exp - start:.0f} s (exp - iat); the documented one is "
-                    f"1800 s, the audit allows {limit:g} s",
-                ),
-            )
-        return ()
-
-    def overspend(self, account: Account, task: Task) -> tuple[tuple[str, str], ...]:
-        """After a create: the ``overspend`` finding when the account's units spent or held by
-        running tasks (this one included) exceed ``audit.budget_units``."""
-        budget = self.config.audit.get("budget_units")
-        if budget is None:
-            return ()
-        now = self.now()
-        committed = sum(
-            (
-                sum(self.store.pack_usage(spec.pack_id, now), Decimal(0))
-                for spec in self._packs(account)
-            ),
-            Decimal(0),
-        )
-        if committed <= Decimal(str(budget)):
-            return ()
-        detail = (
-            f"{format_units(committed)} units spent or held after this task "
-            f"({format_units(task.cost)}); the budget is {format_units(Decimal(str(budget)))}"
-        )
-        return ((OVERSPEND, detail),)
-
-    def told_to_wait(self, audit: Audit, method: str, path: str, code: int, seconds: int) -> Audit:
-        """A 429 with ``Retry-After: seconds`` went out: the audit with (scope, until) set.
-
-        A request-rate refusal (1302) covers every request of the account; any other covers
-        the same method and path (polling other tasks meanwhile is fine)."""
-        scale = self.clock.scale
-        until = self.now() + seconds * (scale if scale else 1.0)
-        scope = "*" if code == ErrorCode.RATE_LIMITED else f"{method} {path}"
-        return replace(audit, told=(scope, until), told_wall=self.store.wall())
-
-    def audit(self) -> dict[str, Any]:
-        """``GET /__mock/audit``: each account's findings with evidence and fix hints."""
-        return audit_report(self.store.audit(), [a.name for a in self.config.accounts])
-
-    def counters(self) -> dict[str, Any]:
-        """What each account did: requests, tasks, 429s and Retry-After violations, units
-        spent, callbacks delivered and failed; and the totals."""
-        now = self.now()
-        names = [a.name for a in self.config.accounts]
-        found = self.store.counters()
-        judged = self.store.audit()  # Retry-After violations are the audit's finding
-        accounts: dict[str, dict[str, Any]] = {}
-        for account in self.config.accounts:
-            tally = dict(found.get(account.name, {}))
-            early = judged.get(account.name, {}).get(RETRY_AFTER_IGNORED)
-            tally["retry_after_violations"] = early[0] if early else 0
-            spent = sum(
-                (self.store.pack_usage(spec.pack_id, now)[0] for spec in self._packs(account)),
-                Decimal(0),
-            )
-            accounts[account.name] = {
-                **{name: int(tally.get(name, 0)) for name in COUNTERS},
-                "units_spent": format_units(spent),
-            }
-        totals: dict[str, Any] = {name: sum(accounts[a][name] for a in names) for name in COUNTERS}
-        totals["units_spent"] = format_units(
-            sum((Decimal(accounts[a]["units_spent"]) for a in names), Decimal(0))
-        )
-        return {"accounts": accounts, "totals": totals}
 
     def scenario(self, account: Account, value: str) -> dict[str, Any]:
         """Apply the named scenario's gate or error; return what it asks of a create."""
@@ -496,6 +381,9 @@ class Backend:
             raise ApiError(exc.code, exc.message) from None
         effects = effects or CreateEffects()
         config = self.config
+        model = params.get("model_name")
+        if is_withdrawn(config.withdrawn_models, family, model):  # as for a model not served
+            raise ApiError(ErrorCode.INVALID_VALUE, f"model_name '{model}' is invalid")
         outcome, message = SUCCEED, ""
         term = next(
             (
@@ -549,7 +437,7 @@ class Backend:
             result_ttl_s=effects.result_ttl_s or config.result_ttl_s,
             callback_fault=effects.callback_fault,
         )
-        packs = self._packs(account)
+        packs = self.pack_specs(account)
         result = self.store.create(
             candidate,
             kind=kind,
@@ -595,7 +483,7 @@ class Backend:
             headers=self._retry_after(wait),
         )
 
-    def _packs(self, account: Account) -> tuple[PackSpec, ...]:
+    def pack_specs(self, account: Account) -> tuple[PackSpec, ...]:
         return credits.place(account.name, account.packs, self._head().origin)
 
     def concurrency_of(self, account: Account) -> dict[str, int]:
@@ -633,10 +521,15 @@ class Backend:
 
     # -- results and accounts --------------------------------------------------------------
 
+    @staticmethod
+    def url_expiry(task: Task) -> int:
+        """When a task's result URLs stop working (mock time, whole seconds)."""
+        return math.ceil(task.ends_at + task.result_ttl_s)
+
     def media_url(self, task: Task, name: str) -> str:
         """The signed, expiring URL of one result file of a task."""
         path = render.media_path(task.task_id, name)
-        expires = math.ceil(task.ends_at + task.result_ttl_s)
+        expires = self.url_expiry(task)
         public = self.config.public_base_url
         base = f"{public.rstrip('/')}{self.url_prefix}" if public else task.base_url.rstrip("/")
         return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"
@@ -661,7 +554,7 @@ class Backend:
                 "packs": [
                     {**pack, "kind": spec.kind}
                     for spec, pack in zip(
-                        self._packs(account), self._pack_views(account, now), strict=True
+                        self.pack_specs(account), self._pack_views(account, now), strict=True
                     )
                 ],
             }
@@ -671,7 +564,7 @@ class Backend:
     def _pack_views(self, account: Account, now: float) -> list[dict[str, Any]]:
         return [
             credits.to_api(spec, pack, self.store.pack_usage(spec.pack_id, now)[0], now)
-            for spec, pack in zip(self._packs(account), account.packs, strict=True)
+            for spec, pack in zip(self.pack_specs(account), account.packs, strict=True)
         ]
 
     def packs(self, account: Account, name: str | None = None) -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib3.exceptions import HTTPError
 
 from kling_testkit.webhooks import sign_webhook
+from mock_server import profiles
+from mock_server.audit import CALLBACK_RECEIVER_FAILURES, receiver_failure
 from mock_server.callback_targets import Blocked, Unresolved, check_target, post
 from mock_server.store import Delivery, Lease
 from mock_server.tasks import Task, to_ms
@@ -213,7 +215,9 @@ class Dispatcher:
         status, changed_at = task.transitions()[item.step]
         at = item.due
         url = str(task.params["callback_url"])
-        body = json.dumps(self._backend.render(task, at=changed_at), separators=(",", ":"))
+        shape = self._backend.config.response_profile
+        shown = profiles.task(self._backend.render(task, at=changed_at), shape)
+        body = json.dumps(shown, separators=(",", ":"))
         record: dict[str, Any] = {
             "task_id": task.task_id,
             "url": url,
@@ -224,6 +228,7 @@ class Dispatcher:
             "webhook_id": f"{task.task_id}-{item.step}",
             "signed": False,
             "http_status": None,
+            "elapsed_ms": None,
             "error": None,
             "body": json.loads(body),
         }
@@ -256,6 +261,7 @@ class Dispatcher:
                 stamp = int(time.time())
                 headers.update(sign_webhook(settings["secret"], record["webhook_id"], stamp, body))
                 record["signed"] = True
+            started = time.monotonic()
             try:
                 code = post(target, body.encode(), headers, float(settings["timeout_s"]), record)
                 record["http_status"] = code
@@ -263,6 +269,7 @@ class Dispatcher:
             except (HTTPError, OSError) as exc:
                 record["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 ok = False
+            record["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
         if ok:
             self._finish(record, "delivered", lease, at)
         else:
@@ -291,3 +298,8 @@ class Dispatcher:
                 self._store.bump(account, "callbacks_delivered")
             elif outcome in ("failed", "gave_up", "blocked", "error"):
                 self._store.bump(account, "callbacks_failed")
+            slow_s = float(self._backend.config.audit["callback_slow_s"])
+            failed = outcome in ("failed", "gave_up")  # the receiver's doing, not blocked
+            shown = receiver_failure(record, failed, outcome == "delivered", slow_s)
+            if shown is not None:
+                self._store.note(account, CALLBACK_RECEIVER_FAILURES, shown)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,42 @@ class Account:
         return cls(**fields)
 
 
+WITHDRAWN_2026_09_15: dict[str, tuple[str, ...]] = {
+    "text2video": ("kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master"),
+    "image2video": (
+        "kling-v1",
+        "kling-v1-5",
+        "kling-v1-6",
+        "kling-v2-master",
+        "kling-v2-1",
+        "kling-v2-1-master",
+    ),
+    "image_generation": ("kling-v1", "kling-v1-5", "kling-v2", "kling-v2-new"),
+    "virtual_try_on": ("kolors-virtual-try-on-v1", "kolors-virtual-try-on-v1-5"),
+}
+"""The models one source (kling-api.md section 1; a single source, uncertain) says were withdrawn
+on 2026-09-15, per family: video V1 to V2.1 Master, image 1.0 to 2.0 New, virtual try-on."""
+
+PRESETS = {"2026-09-15": WITHDRAWN_2026_09_15}
+ALL_FAMILIES = "*"
+
+
+def withdrawn(
+    value: str | Sequence[str] | Mapping[str, Sequence[str]],
+) -> dict[str, tuple[str, ...]]:
+    """``withdrawn_models`` per family (``"*"``: every family): from a preset's name, a list of
+    ``model_name`` values (every family), or a mapping of family to names."""
+    if isinstance(value, str):
+        return dict(PRESETS[value])
+    if isinstance(value, Mapping):
+        return {family: tuple(names) for family, names in value.items()}
+    return {ALL_FAMILIES: tuple(value)}
+
+
+def is_withdrawn(models: Mapping[str, Sequence[str]], family: str, model: object) -> bool:
+    return model in models.get(family, ()) or model in models.get(ALL_FAMILIES, ())
+
+
 def default_callbacks() -> dict[str, Any]:
     """Callback delivery: signing secret (None = unsigned), retries, allowed target hosts."""
     return {
@@ -85,6 +121,9 @@ def default_audit() -> dict[str, Any]:
         "max_token_lifetime_s": 3600.0,  # exp - iat above this is token misuse (documented 1800)
         "budget_units": None,  # units an account may spend or hold before a create overspends
         "retry_window_s": 60.0,  # mock seconds: a create sent again within it is a retry
+        "poll_deadline_s": 1800.0,  # mock seconds: a task still polled this long after its
+        # creation, not ended, is polled with no deadline
+        "callback_slow_s": 3.0,  # wall seconds: a callback answered later is a slow receiver
     }
 
 
@@ -147,6 +186,9 @@ class MockConfig:
     failure_rate: dict[str, float] = field(default_factory=dict)  # per family, 0..1
     failure_message: str = "The generation failed (simulated by the mock)"
     blocked_terms: tuple[str, ...] = ()
+    response_profile: str = "current"  # the shapes answers take (mock_server.profiles)
+    # model_name values refused as invalid (1201), per family ("*": all)
+    withdrawn_models: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy_action: str = "reject"  # "reject" at submit (400/1301) or "fail" the task
     policy_message: str = "Failure to pass the risk control system"
     result_ttl_s: float = 30 * DAY
@@ -192,6 +234,8 @@ class MockConfig:
         for key, value in changes.items():
             if key == "accounts":
                 values[key] = tuple(Account.from_dict(a) for a in value)
+            elif key == "withdrawn_models":
+                values[key] = withdrawn(value)
             elif key in ("blocked_terms", "rules"):
                 values[key] = tuple(value)
             elif key in ("callbacks", "audit"):
@@ -278,6 +322,8 @@ RUNTIME_KEYS = frozenset(
         "failure_rate",
         "failure_message",
         "blocked_terms",
+        "withdrawn_models",
+        "response_profile",
         "policy_action",
         "policy_message",
         "result_ttl_s",

@@ -125,6 +125,8 @@ SCHEMA: dict[str, Any] = {
                 "max_token_lifetime_s": _seconds(YEAR_S, exclusive_zero=True),
                 "budget_units": {"oneOf": [{"type": "null"}, _UNITS]},
                 "retry_window_s": _seconds(86400.0),
+                "poll_deadline_s": _seconds(YEAR_S),
+                "callback_slow_s": _seconds(3600.0),
             },
         },
         "failure_rate": {
@@ -133,6 +135,19 @@ SCHEMA: dict[str, Any] = {
         },
         "failure_message": _text(),
         "blocked_terms": {"type": "array", "maxItems": 1000, "items": _text(200)},
+        "response_profile": {"enum": ["current", "2025"]},
+        "withdrawn_models": {
+            "oneOf": [
+                {"type": "array", "maxItems": 100, "items": _text(64)},
+                {
+                    "type": "object",
+                    "maxProperties": 100,
+                    "propertyNames": _text(64),
+                    "additionalProperties": {"type": "array", "maxItems": 100, "items": _text(64)},
+                },
+                {"enum": ["2026-09-15"]},
+            ]
+        },
         "policy_action": {"enum": ["reject", "fail"]},
         "policy_message": _text(),
         "result_ttl_s": _seconds(exclusive_zero=True),

@@ -10,12 +10,15 @@ from kling_testkit.codes import SUCCESS_MESSAGE, ErrorCode
 from mock_server.errors import ApiError
 
 
-def ok(data: Any) -> Response:
-    """A success envelope around ``data``."""
+def ok(data: Any, request_id: str | None = "") -> Response:
+    """A success envelope around ``data``, with the request's id (or ``request_id``; None: no
+    ``request_id`` key, as some older answers had)."""
     g.kling_code = 0
-    return jsonify(
-        {"code": 0, "message": SUCCESS_MESSAGE, "request_id": g.request_id, "data": data}
-    )
+    body: dict[str, Any] = {"code": 0, "message": SUCCESS_MESSAGE}
+    if request_id is not None:
+        body["request_id"] = request_id or g.request_id
+    body["data"] = data
+    return jsonify(body)
 
 
 def error(err: ApiError) -> Response:

@@ -20,15 +20,22 @@ from typing import Any
 
 from mock_server.audit import (
     MAX_EVIDENCE,
+    MAX_FETCHED,
     MAX_LOST,
     MAX_POLLED,
+    MAX_TOKENS,
+    MAX_WAITS,
     POLL_STORM,
     RETRY_AFTER_IGNORED,
     RETRY_WITHOUT_IDEMPOTENCY,
+    TOKEN_SIGNED,
     Audit,
+    Found,
+    deadline_detail,
     early_detail,
     evidence,
     retry_detail,
+    signed_detail,
     storm_detail,
 )
 from mock_server.store import (
@@ -104,9 +111,11 @@ class _State:
     attempts: deque[dict[str, Any]] = field(default_factory=deque)
     tallies: dict[str, dict[str, int]] = field(default_factory=dict)  # account -> counter -> n
     # (account, scope) -> (until, store wall time of the wait's first 429)
-    waits: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    waits: OrderedDict[tuple[str, str], tuple[float, float]] = field(default_factory=OrderedDict)
     polls: OrderedDict[tuple[str, str], tuple[float, int]] = field(default_factory=OrderedDict)
     lost: OrderedDict[tuple[str, str], float] = field(default_factory=OrderedDict)
+    tokens: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    fetched: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # (account, finding id) -> [count, first MAX_EVIDENCE offending requests]
     findings: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
@@ -355,14 +364,24 @@ class MemoryStore:
                 s.dropped += 1
 
     @staticmethod
-    def _audit(s: _State, entry: dict[str, Any], a: Audit) -> None:
+    def _find(s: _State, account: str, fid: str, shown: dict[str, Any]) -> None:
+        item = s.findings.setdefault((account, fid), [0, []])
+        item[0] += 1
+        if len(item[1]) < MAX_EVIDENCE:
+            item[1].append(shown)
+
+    @staticmethod
+    def _remember(table: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
+        """Set ``key`` keeping its place (first seen, first forgotten); at most ``limit``."""
+        table[key] = value
+        if len(table) > limit:
+            table.popitem(last=False)
+
+    def _audit(self, s: _State, entry: dict[str, Any], a: Audit) -> None:
         account = a.account
 
         def find(fid: str, detail: str) -> None:
-            item = s.findings.setdefault((account, fid), [0, []])
-            item[0] += 1
-            if len(item[1]) < MAX_EVIDENCE:
-                item[1].append(evidence(entry, detail))
+            self._find(s, account, fid, evidence(entry, detail))
 
         if a.counted:
             tally = s.tallies.setdefault(account, {})
@@ -378,21 +397,28 @@ class MemoryStore:
             key = (account, a.poll)
             last, count = s.polls.get(key, (-math.inf, 0))
             count += 1
-            s.polls[key] = (a.now, count)  # a task keeps its place: first seen, first forgotten
-            if len(s.polls) > MAX_POLLED:
-                s.polls.popitem(last=False)
+            self._remember(s.polls, key, (a.now, count), MAX_POLLED)
             gap = a.now - last
             if count > a.max_polls or gap < a.poll_interval_s:
                 find(POLL_STORM, storm_detail(gap, a.poll_interval_s, count, a.max_polls))
+            elif a.poll_age is not None and a.poll_age > a.poll_deadline_s:
+                find(POLL_STORM, deadline_detail(a.poll_age, a.poll_deadline_s))
         if a.create_key is not None:
             key = (account, a.create_key)
             then = s.lost.get(key)
             if then is not None and 0 <= a.now - then <= a.retry_window_s:
                 find(RETRY_WITHOUT_IDEMPOTENCY, retry_detail(a.now - then))
+            elif a.overlap_detail is not None:
+                find(RETRY_WITHOUT_IDEMPOTENCY, a.overlap_detail)
             if a.lost:
-                s.lost[key] = a.now  # a create keeps its place: first seen, first forgotten
-                if len(s.lost) > MAX_LOST:
-                    s.lost.popitem(last=False)
+                self._remember(s.lost, key, a.now, MAX_LOST)
+        if a.token is not None and (account, a.token) not in s.tokens:
+            self._remember(s.tokens, (account, a.token), None, MAX_TOKENS)
+            find(TOKEN_SIGNED, signed_detail())
+            for fid, detail in a.token_findings:
+                find(fid, detail)
+        if a.fetched is not None:
+            self._remember(s.fetched, a.fetched, None, MAX_FETCHED)
         for fid, detail in a.findings:
             find(fid, detail)
         if a.told is not None:
@@ -402,9 +428,11 @@ class MemoryStore:
             old_until, old_wall = s.waits.get((account, scope), (-math.inf, a.told_wall))
             # A wait still running keeps the wall time of its first 429 (the client has known
             # since then); a new wait starts its grace now.
-            s.waits[(account, scope)] = (
-                max(until, old_until),
-                old_wall if a.now < old_until else a.told_wall,
+            self._remember(
+                s.waits,
+                (account, scope),
+                (max(until, old_until), old_wall if a.now < old_until else a.told_wall),
+                MAX_WAITS,
             )
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
@@ -426,12 +454,20 @@ class MemoryStore:
         with self._lock:
             return {account: dict(tally) for account, tally in self._s.tallies.items()}
 
-    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
+    def audit(self) -> Found:
         with self._lock:
-            found: dict[str, dict[str, tuple[int, list[dict[str, Any]]]]] = {}
+            found: Found = {}
             for (account, fid), (count, kept) in self._s.findings.items():
                 found.setdefault(account, {})[fid] = (count, [dict(e) for e in kept])
             return found
+
+    def note(self, account: str, fid: str, shown: dict[str, Any]) -> None:
+        with self._lock:
+            self._find(self._s, account, fid, shown)
+
+    def fetched(self) -> set[str]:
+        with self._lock:
+            return set(self._s.fetched)
 
     # -- fault rules ---------------------------------------------------------------------------
 

@@ -251,34 +251,44 @@ return release
 local e = need_epoch() if e then return e end
 return redis.call('HLEN', P .. 'gates')
 """,
-    # ARGV: prefix, entry, capacity, then (with an audit, mock_server.audit.Audit): account,
-    # now, wall, grace, counted (1/0), told scope ('' none), told until, polled task ('' none),
-    # poll interval, max polls, max evidence, max polled, evidence prefix (JSON without the
-    # detail's value and the closing brace), create key ('' none), lost (1/0), retry window,
-    # max lost, told wall, the number of findings, (id, detail) pairs, scopes
+    # ARGV: prefix, entry, capacity, then, for a request to judge: the audit (JSON: the fields
+    # of mock_server.audit.Audit that are set, and the limits), the evidence prefix (JSON
+    # without the detail's value and the closing brace)
     "record": r"""
 local e = need_epoch() if e then return e end
 if ARGV[4] then
-  local acct, now, wall, grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local a = cjson.decode(ARGV[4])
+  local acct, now = a.account, a.now
   local function find(fid, detail)
     local field = acct .. '\0' .. fid
     redis.call('HINCRBY', P .. 'findings', field, 1)
     local key = P .. 'evidence:' .. field
-    if redis.call('LLEN', key) < tonumber(ARGV[14]) then
-      redis.call('RPUSH', key, ARGV[16] .. cjson.encode(detail) .. '}')
+    if redis.call('LLEN', key) < a.max_evidence then
+      redis.call('RPUSH', key, ARGV[5] .. cjson.encode(detail) .. '}')
     end
   end
-  if ARGV[8] == '1' then redis.call('HINCRBY', P .. 'tallies', acct .. '\0requests', 1) end
-  local nf = tonumber(ARGV[22])
+  -- set field in a hash, remembering first-seen order in a list; at most limit fields
+  local function remember(hash, field, value, limit)
+    if redis.call('HSETNX', P .. hash, field, value) == 1 then
+      redis.call('RPUSH', P .. hash .. '_order', field)
+      if redis.call('LLEN', P .. hash .. '_order') > limit then
+        redis.call('HDEL', P .. hash, redis.call('LPOP', P .. hash .. '_order'))
+      end
+    else
+      redis.call('HSET', P .. hash, field, value)
+    end
+  end
+  if a.counted then redis.call('HINCRBY', P .. 'tallies', acct .. '\0requests', 1) end
   local late, worst = 0, nil
-  for i = 23 + 2 * nf, #ARGV do
-    local field = acct .. '\0' .. ARGV[i]
-    local until_ = redis.call('HGET', P .. 'waits', field)
-    if until_ then
-      until_ = tonumber(until_)
-      local told_wall = tonumber(redis.call('HGET', P .. 'waits_from', field))
-      if now < until_ and wall > told_wall + grace and until_ - now > late then
-        late, worst = until_ - now, ARGV[i]
+  for _, scope in ipairs(a.scopes) do
+    local field = acct .. '\0' .. scope
+    local wait = redis.call('HGET', P .. 'waits', field)
+    if wait then
+      local sep = string.find(wait, ' ', 1, true)
+      local until_, told_wall = tonumber(string.sub(wait, 1, sep - 1)),
+        tonumber(string.sub(wait, sep + 1))
+      if now < until_ and a.wall > told_wall + a.grace_s and until_ - now > late then
+        late, worst = until_ - now, scope
       end
     end
   end
@@ -286,63 +296,62 @@ if ARGV[4] then
     find('retry_after_ignored',
       string.format('sent %.3f s before the Retry-After ran out (scope %s)', late, worst))
   end
-  if ARGV[11] ~= '' then
-    local field = acct .. '\0' .. ARGV[11]
-    local interval, max_polls = tonumber(ARGV[12]), tonumber(ARGV[13])
+  if a.poll then
+    local field = acct .. '\0' .. a.poll
     local old = redis.call('HGET', P .. 'polls', field)
     local gap, count = math.huge, 1
     if old then
       local sep = string.find(old, ' ', 1, true)
       gap = now - tonumber(string.sub(old, 1, sep - 1))
       count = tonumber(string.sub(old, sep + 1)) + 1
-    else
-      redis.call('RPUSH', P .. 'poll_order', field)
-      if redis.call('LLEN', P .. 'poll_order') > tonumber(ARGV[15]) then
-        redis.call('HDEL', P .. 'polls', redis.call('LPOP', P .. 'poll_order'))
-      end
     end
-    redis.call('HSET', P .. 'polls', field, ARGV[5] .. ' ' .. count)
-    if count > max_polls then
-      find('poll_storm', string.format('query %d of this task (at most %d)', count, max_polls))
-    elseif gap < interval then
+    remember('polls', field, num(now) .. ' ' .. count, a.max_polled)
+    if count > a.max_polls then
+      find('poll_storm', string.format('query %d of this task (at most %d)', count, a.max_polls))
+    elseif gap < a.poll_interval_s then
       find('poll_storm', string.format(
-        'queried %.3f s after the previous query of this task (at most one per %g s)',
-        gap, interval))
+        'queried %.3f s after the previous query of this task (at most one per %s s)',
+        gap, a.interval_text))
+    elseif a.poll_age and a.poll_age > a.poll_deadline_s then
+      find('poll_storm', a.deadline_detail)
     end
   end
-  if ARGV[17] ~= '' then
-    local field = acct .. '\0' .. ARGV[17]
+  if a.create_key then
+    local field = acct .. '\0' .. a.create_key
     local then_ = redis.call('HGET', P .. 'lost', field)
-    if then_ then
-      local gap = now - tonumber(then_)
-      if gap >= 0 and gap <= tonumber(ARGV[19]) then
-        find('retry_without_idempotency', string.format('the same create as one whose answer ' ..
-          'was lost %.3f s before, sent again without external_task_id', gap))
-      end
+    local gap = then_ and now - tonumber(then_)
+    if gap and gap >= 0 and gap <= a.retry_window_s then
+      find('retry_without_idempotency', string.format('the same create as one whose answer ' ..
+        'was lost %.3f s before, sent again without external_task_id', gap))
+    elseif a.overlap_detail then
+      find('retry_without_idempotency', a.overlap_detail)
     end
-    if ARGV[18] == '1' then
-      if not then_ then
-        redis.call('RPUSH', P .. 'lost_order', field)
-        if redis.call('LLEN', P .. 'lost_order') > tonumber(ARGV[20]) then
-          redis.call('HDEL', P .. 'lost', redis.call('LPOP', P .. 'lost_order'))
-        end
-      end
-      redis.call('HSET', P .. 'lost', field, ARGV[5])
+    if a.lost then remember('lost', field, num(now), a.max_lost) end
+  end
+  if a.token then
+    local field = acct .. '\0' .. a.token
+    if redis.call('HEXISTS', P .. 'tokens', field) == 0 then
+      remember('tokens', field, '1', a.max_tokens)
+      find('token_signed', a.signed_detail)
+      for _, pair in ipairs(a.token_findings) do find(pair[1], pair[2]) end
     end
   end
-  for i = 23, 22 + 2 * nf, 2 do find(ARGV[i], ARGV[i + 1]) end
-  if ARGV[9] ~= '' then
+  if a.fetched then remember('fetched', a.fetched, '1', a.max_fetched) end
+  for _, pair in ipairs(a.findings) do find(pair[1], pair[2]) end
+  if a.told then
     redis.call('HINCRBY', P .. 'tallies', acct .. '\0rate_limited', 1)
-    local field = acct .. '\0' .. ARGV[9]
+    local field = acct .. '\0' .. a.told[1]
+    local until_ = a.told[2]
     local old = redis.call('HGET', P .. 'waits', field)
-    if old and now < tonumber(old) then
-      if tonumber(old) < tonumber(ARGV[10]) then
-        redis.call('HSET', P .. 'waits', field, ARGV[10])
+    local value = num(until_) .. ' ' .. num(a.told_wall)
+    if old then
+      local sep = string.find(old, ' ', 1, true)
+      local old_until = tonumber(string.sub(old, 1, sep - 1))
+      if now < old_until then  -- a wait still running keeps its first 429's wall time
+        value = num(math.max(until_, old_until)) .. ' ' .. string.sub(old, sep + 1)
       end
-    else
-      redis.call('HSET', P .. 'waits', field, ARGV[10])
-      redis.call('HSET', P .. 'waits_from', field, ARGV[21])
     end
+    remember('waits', field, value, a.max_waits)
   end
 end
 local n = redis.call('RPUSH', P .. 'journal', ARGV[2])
@@ -361,6 +370,18 @@ for i = 1, #flat, 2 do
   out[#out + 1] = {flat[i], flat[i + 1], redis.call('LRANGE', P .. 'evidence:' .. flat[i], 0, -1)}
 end
 return out
+""",
+    # ARGV: prefix, account\0finding id, evidence (JSON), max evidence
+    "note": r"""
+local e = need_epoch() if e then return e end
+redis.call('HINCRBY', P .. 'findings', ARGV[2], 1)
+local key = P .. 'evidence:' .. ARGV[2]
+if redis.call('LLEN', key) < tonumber(ARGV[4]) then redis.call('RPUSH', key, ARGV[3]) end
+return 1
+""",
+    "fetched": r"""
+local e = need_epoch() if e then return e end
+return redis.call('HKEYS', P .. 'fetched')
 """,
     # ARGV: prefix, limit (-1 = all)
     "journal": r"""

@@ -23,7 +23,19 @@ from typing import Any
 import hiredis
 import redis
 
-from mock_server.audit import MAX_EVIDENCE, MAX_LOST, MAX_POLLED, Audit, evidence
+from mock_server.audit import (
+    MAX_EVIDENCE,
+    MAX_FETCHED,
+    MAX_LOST,
+    MAX_POLLED,
+    MAX_TOKENS,
+    MAX_WAITS,
+    Audit,
+    Found,
+    deadline_detail,
+    evidence,
+    signed_detail,
+)
 from mock_server.redis_lua import PRELUDE, SCRIPTS
 from mock_server.store import (
     MAX_GATES,
@@ -96,6 +108,57 @@ def _delivery(text: bytes | str) -> Delivery:
         data["attempt"],
         data["copies"],
     )
+
+
+def _judged(a: Audit) -> dict[str, Any]:
+    """The audit as the ``record`` script reads it: the fields that are set (JSON null would
+    be truthy in Lua), the limits, and the texts Python words."""
+    doc: dict[str, Any] = {
+        "account": a.account,
+        "now": float(a.now),
+        "wall": float(a.wall),
+        "grace_s": float(a.grace_s),
+        "counted": a.counted,
+        "scopes": list(a.scopes),
+        "findings": [list(pair) for pair in a.findings],
+        "max_evidence": MAX_EVIDENCE,
+    }
+    if a.told is not None:
+        doc.update(told=[a.told[0], float(a.told[1])], told_wall=float(a.told_wall))
+        doc["max_waits"] = MAX_WAITS
+    if a.poll is not None:
+        doc.update(
+            poll=a.poll,
+            poll_interval_s=float(a.poll_interval_s),
+            interval_text=f"{a.poll_interval_s:g}",
+            max_polls=a.max_polls,
+            max_polled=MAX_POLLED,
+            poll_deadline_s=float(a.poll_deadline_s),
+        )
+        if a.poll_age is not None:
+            doc.update(
+                poll_age=float(a.poll_age),
+                deadline_detail=deadline_detail(a.poll_age, a.poll_deadline_s),
+            )
+    if a.create_key is not None:
+        doc.update(
+            create_key=a.create_key,
+            lost=a.lost,
+            retry_window_s=float(a.retry_window_s),
+            max_lost=MAX_LOST,
+        )
+        if a.overlap_detail is not None:
+            doc["overlap_detail"] = a.overlap_detail
+    if a.token is not None:
+        doc.update(
+            token=a.token,
+            token_findings=[list(pair) for pair in a.token_findings],
+            signed_detail=signed_detail(),
+            max_tokens=MAX_TOKENS,
+        )
+    if a.fetched is not None:
+        doc.update(fetched=a.fetched, max_fetched=MAX_FETCHED)
+    return doc
 
 
 class RedisStore:
@@ -392,32 +455,9 @@ class RedisStore:
     def record(self, entry: dict[str, Any], capacity: int, audit: Audit | None = None) -> None:
         extra: list[Any] = []
         if audit is not None:
-            scope, until = audit.told if audit.told is not None else ("", 0.0)
             base = json.dumps(evidence(entry, ""), separators=(",", ":"))
             prefix = base[: -len('""}')]  # the script appends the detail and the brace
-            extra = [
-                audit.account,
-                repr(float(audit.now)),
-                repr(float(audit.wall)),
-                repr(float(audit.grace_s)),
-                int(audit.counted),
-                scope,
-                repr(float(until)),
-                audit.poll or "",
-                repr(float(audit.poll_interval_s)),
-                audit.max_polls,
-                MAX_EVIDENCE,
-                MAX_POLLED,
-                prefix,
-                audit.create_key or "",
-                int(audit.lost),
-                repr(float(audit.retry_window_s)),
-                MAX_LOST,
-                repr(float(audit.told_wall)),
-                len(audit.findings),
-                *(part for pair in audit.findings for part in pair),
-                *audit.scopes,
-            ]
+            extra = [json.dumps(_judged(audit), separators=(",", ":")), prefix]
         self._run("record", json.dumps(entry, separators=(",", ":")), capacity, *extra)
 
     def journal(self, limit: int | None) -> tuple[list[dict[str, Any]], int]:
@@ -437,12 +477,18 @@ class RedisStore:
             found.setdefault(account, {})[counter] = int(value)
         return found
 
-    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
-        found: dict[str, dict[str, tuple[int, list[dict[str, Any]]]]] = {}
+    def audit(self) -> Found:
+        found: Found = {}
         for field, count, kept in self._run("audit"):
             account, _, fid = _text(field).partition("\0")
             found.setdefault(account, {})[fid] = (int(count), [json.loads(e) for e in kept])
         return found
+
+    def note(self, account: str, fid: str, shown: dict[str, Any]) -> None:
+        self._run("note", f"{account}\0{fid}", json.dumps(shown), MAX_EVIDENCE)
+
+    def fetched(self) -> set[str]:
+        return {_text(task_id) for task_id in self._run("fetched")}
 
     # -- fault rules ---------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ A rule looks like::
 normalisation and case folding). Action types: ``error`` (``code``, optional ``status``,
 ``message``, ``retry_after``), ``latency`` (``seconds``, or ``median`` and ``sigma`` for a seeded
 lognormal), ``transport`` (``fault``: reset, empty, malformed_json, truncated; ``when``: before,
-the default, or after the request was processed), ``outcome``
+the default, or after the request was processed), ``gateway`` (``status``: 502 and 504 an HTML
+page, 503 an empty body, as a proxy in front of the API answers; ``when`` as for transport),
+``outcome``
 (``outcome``: fail, slow, stuck; ``message``, ``factor``) and ``callback`` (``fault``: drop,
 duplicate, delay; ``seconds``). Outcome and callback rules only match task creation.
 """
@@ -77,6 +79,13 @@ ACTION_SCHEMAS: dict[str, dict[str, Any]] = {
         ["fault"],
         fault={"enum": ["reset", "empty", "malformed_json", "truncated"]},
         # "after": the request is processed (a create creates), then the answer is lost.
+        when={"enum": ["before", "after"]},
+    ),
+    "gateway": _action(
+        "gateway",
+        ["status"],
+        status={"enum": [502, 503, 504]},
+        # "after": the request is processed (a create creates), then the gateway answers.
         when={"enum": ["before", "after"]},
     ),
     "outcome": _action(

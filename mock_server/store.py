@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from mock_server.audit import Audit
+from mock_server.audit import Audit, Found
 from mock_server.tasks import Task
 
 
@@ -222,7 +222,8 @@ class Store(Protocol):
         """Append a journal entry; keep the newest ``capacity``. With ``audit``, also judge the
         request in the same step (:mod:`mock_server.audit`): count it in the account's
         ``requests``, record each finding it makes with the entry as evidence (the first
-        ``MAX_EVIDENCE`` per finding), update its task's poll record, and, when it was
+        ``MAX_EVIDENCE`` per finding), update its task's poll record, its token's and its
+        download's, and, when it was
         answered 429 with a Retry-After (``audit.told``), count it as rate limited and
         remember the wait."""
         ...
@@ -241,8 +242,17 @@ class Store(Protocol):
         """Every account's counters."""
         ...
 
-    def audit(self) -> dict[str, dict[str, tuple[int, list[dict[str, Any]]]]]:
+    def audit(self) -> Found:
         """Per account, per finding id: (count, the first offending requests' evidence)."""
+        ...
+
+    def note(self, account: str, fid: str, shown: dict[str, Any]) -> None:
+        """Record a finding made outside a request's journal step (a callback the account's
+        receiver failed), with ``shown`` as its evidence."""
+        ...
+
+    def fetched(self) -> set[str]:
+        """The tasks whose result was downloaded (the newest ``MAX_FETCHED``)."""
         ...
 
     # -- fault rules ---------------------------------------------------------------------------

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import socket
+import threading
 import time
 from typing import Any
 
 import jwt
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from kling_testkit.auth import bearer
 from mock_server.audit import HINTS, MAX_EVIDENCE
-from tests.conftest import CREDS, T2V, accepted, create, with_config
+from tests.conftest import CREDS, T2V, Receiver, accepted, create, wait_callbacks, with_config
 
 pytestmark = pytest.mark.both_stores
 
@@ -258,3 +262,211 @@ def test_a_retry_with_an_external_id_is_clean(client: FlaskClient, auth: dict[st
     accepted(create(client, auth, external_task_id="order-1"))
     accepted(create(client, auth, prompt="another video"))  # another body: not a retry
     assert audit(client)["clean"] is True
+
+
+# -- poll_storm: polling with no deadline ------------------------------------------------------
+
+
+@with_config(audit={"poll_deadline_s": 600})
+def test_a_stuck_task_polled_past_the_deadline(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth, scenario="stuck"))
+    for _ in range(10):  # a sane interval, but no deadline: the task never ends
+        assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200
+        advance(client, 60)
+    assert audit(client)["clean"] is True  # 540 s old at the last query: within the deadline
+    late = client.get(f"{T2V}/{task_id}", headers=auth)  # 600 s old
+    assert audit(client)["clean"] is True  # at the deadline is not past it
+    advance(client, 60)
+    late = client.get(f"{T2V}/{task_id}", headers=auth)  # 660 s old
+    item = findings(client)["poll_storm"]
+    assert item["count"] == 1
+    (evidence,) = item["evidence"]
+    assert evidence["request_id"] == late.json["request_id"]  # type: ignore[index]
+    assert evidence["detail"] == (
+        "queried 660 s after it was created and still not ended (give up after 600 s: a stuck "
+        "task is otherwise polled forever)"
+    )
+
+
+@with_config(audit={"poll_deadline_s": 60})
+def test_an_ended_task_queried_late_is_no_storm(client: FlaskClient, auth: dict[str, str]) -> None:
+    task_id = accepted(create(client, auth))
+    advance(client, 3 * ENDS)  # long past the deadline, but it has ended
+    assert client.get(f"{T2V}/{task_id}", headers=auth).status_code == 200
+    assert audit(client)["clean"] is True
+
+
+# -- token_misuse: a new token for every request ---------------------------------------------
+
+
+def test_a_new_token_for_every_request_is_misuse(client: FlaskClient) -> None:
+    now = int(time.time())
+    ids = []
+    for i in range(5):  # each token differs (its iat), each is used once
+        answer = client.get(T2V, headers=token(iat=now - i, exp=now + 1800))
+        assert answer.status_code == 200
+        ids.append(answer.json["request_id"])  # type: ignore[index]
+    item = findings(client)["token_misuse"]
+    assert item["count"] == 5
+    assert [e["request_id"] for e in item["evidence"]] == ids
+    assert item["evidence"][0]["detail"] == (
+        "the first request with a new token (5 tokens signed for 5 requests; one per half hour "
+        "would do)"
+    )
+
+
+def test_a_few_tokens_each_reused_are_clean(client: FlaskClient) -> None:
+    now = int(time.time())
+    for i in range(5):  # five clients (say, five workers), each reusing its token
+        headers = token(iat=now - i, exp=now + 1800)
+        for _ in range(3):
+            assert client.get(T2V, headers=headers).status_code == 200
+    assert audit(client)["clean"] is True  # 5 tokens for 15 requests
+    assert client.post("/__mock/reset").status_code == 200
+    for i in range(4):  # four one-shot clients: below the five-token floor
+        assert client.get(T2V, headers=token(iat=now - i, exp=now + 1800)).status_code == 200
+    assert audit(client)["clean"] is True
+
+
+def test_a_long_token_counts_once_however_often_it_is_used(client: FlaskClient) -> None:
+    now = int(time.time())
+    day = token(iat=now, exp=now + 86400)
+    for _ in range(3):
+        assert client.get(T2V, headers=day).status_code == 200
+    assert findings(client)["token_misuse"]["count"] == 1
+
+
+# -- result_url_never_fetched ----------------------------------------------------------------
+
+
+@with_config(result_ttl_s=600)
+def test_a_result_never_fetched_before_its_url_expired(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    start = client.get("/__mock/clock").json["data"]["now_ms"]  # type: ignore[index]
+    forgotten = accepted(create(client, auth))
+    fetched = accepted(create(client, auth, prompt="another video"))
+    advance(client, ENDS)
+    task = client.get(f"{T2V}/{fetched}", headers=auth).json["data"]  # type: ignore[index]
+    assert client.get(task["task_result"]["videos"][0]["url"]).status_code == 200
+    assert audit(client)["clean"] is True  # the forgotten one's URL still works
+    advance(client, 600)
+    item = findings(client)["result_url_never_fetched"]
+    assert item["count"] == 1
+    (evidence,) = item["evidence"]
+    assert evidence["path"].startswith(f"/media/{forgotten}/")
+    assert evidence["time"] == start + (ENDS + 600) * 1000  # when the URL expired
+    assert evidence["detail"] == f"the result of task {forgotten} expired unfetched"
+    assert audit(client)["totals"] == {"result_url_never_fetched": 1}
+
+
+# -- callback_receiver_failures ---------------------------------------------------------------
+
+
+def test_a_receiver_answering_500_fails(
+    client: FlaskClient, auth: dict[str, str], receiver: Receiver
+) -> None:
+    receiver.statuses = [500, 503]
+    task_id = accepted(create(client, auth, callback_url=f"{receiver.url}/hook?key=s3cret"))
+    for _ in range(3):
+        advance(client, 3600)
+        wait_callbacks(client)
+    item = findings(client)["callback_receiver_failures"]
+    assert item["count"] == 2
+    first, second = item["evidence"]
+    assert first["method"] == "POST" and first["path"] == f"{receiver.url}/hook"  # no query
+    assert first["detail"] == f"callback attempt 1 of task {task_id}: answered HTTP 500"
+    assert second["detail"] == f"callback attempt 2 of task {task_id}: answered HTTP 503"
+    assert first["request_id"].startswith(f"{task_id}-")  # the webhook-id
+
+
+@with_config(callbacks={"max_attempts": 1})
+def test_an_unreachable_receiver_fails(client: FlaskClient, auth: dict[str, str]) -> None:
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    accepted(create(client, auth, callback_url=f"http://127.0.0.1:{port}/hook"))
+    advance(client, 3600)
+    wait_callbacks(client)
+    item = findings(client)["callback_receiver_failures"]
+    assert item["count"] == 3  # each status change's one attempt
+    assert item["evidence"][0]["detail"].split(": ", 1)[1].startswith("no answer: ")
+
+
+@with_config(audit={"callback_slow_s": 0.1})
+def test_a_slow_receiver_fails(
+    client: FlaskClient, auth: dict[str, str], receiver: Receiver
+) -> None:
+    receiver.hold = threading.Event()
+    threading.Timer(0.3, receiver.hold.set).start()  # the receiver takes 0.3 s to answer
+    accepted(create(client, auth, callback_url=f"{receiver.url}/hook"))
+    advance(client, 3600)
+    wait_callbacks(client)
+    item = findings(client)["callback_receiver_failures"]
+    assert item["count"] >= 1  # the first answer; later ones may come once the event is set
+    assert item["evidence"][0]["detail"].split(": ", 1)[1].startswith("answered after 0.")
+
+
+def test_a_receiver_answering_at_once_is_clean(
+    client: FlaskClient, auth: dict[str, str], receiver: Receiver
+) -> None:
+    accepted(create(client, auth, callback_url=f"{receiver.url}/hook"))
+    advance(client, 3600)
+    wait_callbacks(client)
+    assert len(receiver.calls) == 3
+    assert audit(client)["clean"] is True
+
+
+# -- bounds ----------------------------------------------------------------------------------
+
+
+def test_remembered_waits_are_bounded(
+    client: FlaskClient, auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("mock_server.memory_store", "mock_server.redis_store"):
+        monkeypatch.setattr(f"{module}.MAX_WAITS", 2)
+    paths = [f"{T2V}/{n}" for n in range(3)]
+    busy = {
+        "match": {"method": "GET"},
+        "action": {"type": "error", "code": 1303, "retry_after": 30},
+        "times": 3,
+    }
+    assert client.post("/__mock/faults", json=busy).status_code == 200
+    for path in paths:  # three waits, one per path; the first is forgotten
+        assert client.get(path, headers=auth).status_code == 429
+    time.sleep(0.1)  # past the 50 ms grace (wall time), within every wait (mock time)
+    for path in paths:
+        client.get(path, headers=auth)
+    item = findings(client)["retry_after_ignored"]
+    assert item["count"] == 2
+    assert [e["path"] for e in item["evidence"]] == paths[1:]
+
+
+def test_a_retry_after_a_client_timeout_is_judged(
+    live_server: str, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.5}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    body = {"prompt": "a lighthouse at dusk"}
+    with pytest.raises(requests.Timeout):  # the client gives up; the mock still makes the task
+        requests.post(live_server + T2V, json=body, headers=auth, timeout=0.1)
+    retry = requests.post(live_server + T2V, json=body, headers=auth, timeout=10)
+    assert retry.status_code == 200
+    (evidence,) = findings(client)["retry_without_idempotency"]["evidence"]
+    assert evidence["request_id"] == retry.json()["request_id"]
+
+
+def test_two_clients_sending_one_body_at_once_is_no_retry(
+    live_server: str, client: FlaskClient
+) -> None:
+    slow = {"match": {"method": "POST"}, "action": {"type": "latency", "seconds": 0.3}, "times": 1}
+    assert client.post("/__mock/faults", json=slow).status_code == 200
+    now = int(time.time())
+    first, second = token(iat=now, exp=now + 1800), token(iat=now - 1, exp=now + 1800)
+    body = {"prompt": "a lighthouse at dusk"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        held = pool.submit(requests.post, live_server + T2V, json=body, headers=first, timeout=10)
+        time.sleep(0.1)  # the first is held by the latency rule (wall time, not a job's)
+        other = requests.post(live_server + T2V, json=body, headers=second, timeout=10)
+        assert other.status_code == 200 and held.result().status_code == 200
+    assert "retry_without_idempotency" not in findings(client)

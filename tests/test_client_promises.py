@@ -18,6 +18,7 @@ from kling_testkit.errors import (
     KlingError,
     RateLimitError,
     ResultExpired,
+    ServerError,
     TransportError,
     WaitTimeout,
 )
@@ -211,3 +212,34 @@ def test_download_does_not_compare_mock_time_with_the_wall_clock(
     expires = int(parse_qs(urlsplit(video["url"]).query)["expires"][0])
     assert expires < time.time()  # mock time runs behind the wall here; the server still serves
     assert wall_client.download(video, tmp_path / "v.mp4") > 1000
+
+
+# ------------------------------------------------------------------ gateways
+
+
+def test_a_gateway_page_on_a_get_is_a_server_error_and_retried(
+    client: KlingClient, backend: Backend
+) -> None:
+    backend.add_rules([{"action": {"type": "gateway", "status": 502}, "times": 2}])
+    assert client.list_tasks("text2video") == []
+    assert [e["status"] for e in entries(backend)] == [502, 502, 200]
+
+
+def test_a_lasting_gateway_failure_says_what_came_back(live_server: str, backend: Backend) -> None:
+    once = KlingClient(live_server, CREDS, retry=RetryPolicy(attempts=1))
+    backend.add_rules([{"action": {"type": "gateway", "status": 504}}])
+    with pytest.raises(ServerError) as caught:
+        once.list_tasks("text2video")
+    assert caught.value.http_status == 504
+    assert "without a Kling envelope" in str(caught.value) and "504 Gateway" in str(caught.value)
+
+
+def test_a_create_lost_behind_a_gateway_is_not_created_twice(
+    client: KlingClient, backend: Backend
+) -> None:
+    lost = {"type": "gateway", "status": 502, "when": "after"}
+    backend.add_rules([{"match": {"method": "POST"}, "action": lost, "times": 1}])
+    created = client.text2video("a lighthouse")
+    tasks = backend.all_tasks()
+    assert len(tasks) == 1 and created["task_id"] == tasks[0].task_id
+    assert [e["status"] for e in entries(backend)][:1] == [502]

@@ -653,3 +653,48 @@ def test_an_error_rule_breaks_result_downloads(
     assert status_code(fetch(client, url)) == (500, 5000)
     retry = fetch(client, url)
     assert retry.status_code == 200 and retry.mimetype == "video/mp4"
+
+
+# -- gateway errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_answers_an_html_page_not_the_envelope(
+    client: FlaskClient, auth: dict[str, str], status: int
+) -> None:
+    add_rules(client, {"action": {"type": "gateway", "status": status}, "times": 1})
+    answer = client.get(T2V, headers=auth)
+    assert answer.status_code == status
+    assert answer.mimetype == "text/html"
+    text = answer.get_data(as_text=True)
+    assert text.startswith("<html>") and f"<h1>{status} " in text
+    assert client.get(T2V, headers=auth).status_code == 200  # a one-time rule: then the API
+    assert [e["fault"] for e in _journal(client) if e["path"] == T2V] == [f"gateway_{status}", None]
+    assert [e["status"] for e in _journal(client) if e["path"] == T2V] == [status, 200]
+
+
+def test_a_gateway_503_is_empty(client: FlaskClient, auth: dict[str, str]) -> None:
+    add_rules(client, {"action": {"type": "gateway", "status": 503}})
+    answer = client.get(T2V, headers=auth)
+    assert answer.status_code == 503
+    assert answer.get_data() == b"" and answer.headers["Content-Length"] == "0"
+
+
+def test_a_gateway_before_creates_nothing_and_after_creates_the_task(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    add_rules(client, {"action": {"type": "gateway", "status": 502}, "times": 1})
+    assert create(client, auth).status_code == 502
+    assert client.get("/__mock/tasks").json["data"] == []  # type: ignore[index]
+    after = {"action": {"type": "gateway", "status": 504, "when": "after"}, "times": 1}
+    add_rules(client, after)
+    assert create(client, auth).status_code == 504  # the answer is the gateway's ...
+    tasks = client.get("/__mock/tasks").json["data"]  # type: ignore[index]
+    assert len(tasks) == 1  # ... but the API behind it made the task
+
+
+@pytest.mark.parametrize("bad", [{"status": 500}, {}, {"status": 502, "when": "later"}])
+def test_a_gateway_rule_needs_a_gateway_status(client: FlaskClient, bad: dict[str, Any]) -> None:
+    answer = add_rules(client, {"action": {"type": "gateway", **bad}})
+    assert answer.status_code == 400 and answer.json["code"] == 1201  # type: ignore[index]
+    assert listed(client) == []

@@ -102,33 +102,6 @@ def test_a_host_that_is_not_a_mock_is_refused_without_a_budget(tmp_path: Path) -
     assert not (tmp_path / "run_stats.csv").exists()
 
 
-def test_a_target_that_is_not_a_mock_has_no_audit_and_never_fails_for_it(tmp_path: Path) -> None:
-    stand_in = StandIn()
-    with serving(stand_in) as url:
-        run = load(
-            tmp_path,
-            "-f",
-            str(LOCUSTFILES / "ignores_retry_after.py"),
-            "--host",
-            url,
-            "--max-units",
-            "1",
-            "-u",
-            "1",
-            "-r",
-            "1",
-            "-t",
-            "2s",
-            "--max-fail-ratio",
-            "1",
-            "--fail-on-audit",
-        )
-    assert run.code == 0, run
-    assert "mock counters: none (the target is not a mock)" in run.out
-    assert not re.search(r"(?m)^\s*audit|fail-on-audit", run.out), run
-    assert not [seen for seen in stand_in.seen if "/__mock/" in seen and "health" not in seen]
-
-
 def test_a_step_shape_drives_the_user_count_and_ends_the_run(tmp_path: Path) -> None:
     files = f"{ROOT / 'load_tests' / 'lifecycle.py'},{LOCUSTFILES / 'quick_step.py'}"
     started = time.monotonic()

@@ -411,7 +411,7 @@ def test_the_audit_marker_fails_a_test_whose_client_broke_a_rule(
         [
             "*the client broke rules the mock checks:",
             "account 'default':",
-            "  poll_storm: 1 request(s)",
+            "  poll_storm: once",
             "    GET /v1/videos/text2video/* at mock time * (request *): queried 0.000 s after the "
             "previous query of this task (at most one per 1 s)",
             "    fix: poll a task at most once every few seconds*",

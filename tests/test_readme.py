@@ -6,8 +6,12 @@ import argparse
 import re
 from pathlib import Path
 
+import pytest
+
 from kling_testkit import pytest_plugin
 from mock_server.scenarios import SCENARIOS
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -70,3 +74,26 @@ def test_every_load_scenario_shape_and_runner_flag_is_documented() -> None:
     for action in load._actions:
         for flag in action.option_strings:
             assert flag in ("-h", "--help") or f"`{flag}" in section, flag
+
+
+def test_the_audit_sample_is_the_naive_clients_run(pytester: pytest.Pytester) -> None:
+    source = (ROOT / "tests" / "naive_client.py").read_text(encoding="utf-8")
+    assert source[source.index("import time") :] in README  # the code shown is the code run
+    pytester.makepyfile(test_naive=source)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    sample = README[README.index("the client broke rules the mock checks:") :]
+    sample = sample[: sample.index("```")]
+    shown = [line for line in sample.splitlines() if re.match(r"  \w+: ", line)]
+    assert [line.split(":")[0] for line in shown] == [
+        "  retry_after_ignored",
+        "  poll_storm",
+        "  token_misuse",
+        "  result_url_never_fetched",
+    ]
+    for line in shown:  # each finding and its count (tokens depend on the wall clock's seconds)
+        expected = line if "token_misuse" not in line else "  token_misuse: "
+        assert any(out.startswith(expected) for out in result.outlines), line
+    for line in sample.splitlines():
+        if line.strip().startswith("fix: "):
+            result.stdout.fnmatch_lines([f"*{line.strip()}"])

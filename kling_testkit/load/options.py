@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kling_testkit.audit import add_audit_arguments
+
 SCENARIOS = ("lifecycle", "burst", "callbacks", "mixed")
 SHAPES = ("ramp", "spike", "step")
 
@@ -46,14 +48,6 @@ def _positive(kind: type[int] | type[float]) -> Any:
         return value
 
     return parse
-
-
-def finding_ids(text: str) -> tuple[str, ...]:
-    """``poll_storm,token_misuse``: audit finding ids (any: a newer mock may judge more)."""
-    found = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not found:
-        raise argparse.ArgumentTypeError(f"give finding ids separated by commas; got {text!r}")
-    return found
 
 
 def _workers(text: str) -> int:
@@ -107,18 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-job-p95", type=_at_least_zero, metavar="SECONDS", help="job completion p95"
     )
     parser.add_argument(
-        "--fail-on-audit",
-        action="store_true",
-        help="fail when the mock's audit found the run's client breaking a rule (a mock only)",
-    )
-    parser.add_argument(
-        "--audit-allow",
-        type=finding_ids,
-        default=(),
-        metavar="ID,...",
-        help="audit findings that do not fail the run (e.g. poll_storm,token_misuse)",
-    )
-    parser.add_argument(
         "--max-units",
         type=_at_least_zero,
         metavar="N",
@@ -127,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale", type=_positive(float), default=60.0, help="clock of the runner's mock"
     )
+    add_audit_arguments(parser, "the users'")
     parser.add_argument("--seed", type=int, default=7, help="seed of the runner's mock")
     parser.add_argument("--shape", choices=SHAPES, help="a load shape of load_tests/shapes")
     parser.add_argument(

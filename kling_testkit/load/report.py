@@ -3,23 +3,26 @@ thresholds they are held to, and the summary printed at the end.
 
 Locust's stats hold more than HTTP requests: ``JOB`` entries (job completion, ms), ``POLLS``
 (polls per job, carried in the response-time field), ``CALLBACK`` (callback delivery) and
-``MOCK`` (the mock's counters and audit). Requests are every other entry. Percentiles over
-several entries are taken from their merged response-time histograms, as Locust takes them.
+``MOCK`` (the mock's counters). Requests are every other entry. Percentiles over several entries
+are taken from their merged response-time histograms, as Locust takes them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from kling_testkit import audit
+from kling_testkit.audit import offending
 
-JOB, POLLS, CALLBACK, MOCK = "JOB", "POLLS", "CALLBACK", "MOCK"
+JOB = "JOB"
+POLLS = "POLLS"
+CALLBACK = "CALLBACK"
+MOCK = "MOCK"
 NOT_REQUESTS = frozenset({JOB, POLLS, CALLBACK, MOCK})
-AUDIT_ENTRY = "audit "  # MOCK entries of the audit ("audit poll_storm = 2"), not counters
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def mock_counters(entries: list[Entry]) -> dict[str, str]:
     """The counters ``load_tests.report_mock_counters`` put in the stats (``name = value``)."""
     found = {}
     for entry in entries:
-        if entry.method == MOCK and " = " in entry.name and not entry.name.startswith(AUDIT_ENTRY):
+        if entry.method == MOCK and " = " in entry.name and not entry.name.startswith("audit "):
             name, value = entry.name.split(" = ", 1)
             found[name] = value
     return found
@@ -93,8 +96,8 @@ class Results:
     polls: list[Entry]
     callbacks: list[Entry]
     counters: dict[str, str] | None = None  # what the mock counted during the run
+    audit: dict[str, Any] | None = None  # the mock's findings made during the run
     exceptions: int = 0  # errors raised in the locustfile's own code
-    audit: dict[str, Any] | None = None  # the run's findings (None: the target has no audit)
 
     @classmethod
     def from_entries(cls, entries: list[Entry], counters: dict[str, str] | None) -> Results:
@@ -133,7 +136,7 @@ class Thresholds:
     max_fail_ratio: float | None = 0.0
     max_p95_ms: float | None = None
     max_job_p95_s: float | None = None
-    fail_on_audit: bool = False  # a finding of the mock's audit not in audit_allow fails
+    fail_on_audit: bool = False  # a finding of the mock's audit (not allowed) fails the run
     audit_allow: tuple[str, ...] = ()
 
 
@@ -162,10 +165,14 @@ def broken(results: Results, limits: Thresholds) -> list[str]:
             found.append("--max-job-p95: no job finished")
         elif job_p95 > limits.max_job_p95_s:
             found.append(f"--max-job-p95: job p95 {job_p95:g} s > {limits.max_job_p95_s:g} s")
-    if limits.fail_on_audit and results.audit is not None:
-        said = audit.verdict(results.audit, limits.audit_allow)
-        if said:
-            found.append(said)
+    broke = offending(results.audit or {}, limits.audit_allow)
+    if limits.fail_on_audit and broke:
+        counts: dict[str, int] = {}
+        for items in broke.values():
+            for fid, item in items.items():
+                counts[fid] = counts.get(fid, 0) + item["count"]
+        shown = ", ".join(f"{fid} {count}" for fid, count in sorted(counts.items()))
+        found.append(f"--fail-on-audit: the users broke rules the mock checks: {shown}")
     return found
 
 
@@ -188,10 +195,10 @@ class Summary:
 
 
 def render(
-    summary: Summary, results: Results, failed: list[str], limits: Thresholds | None = None
+    summary: Summary, results: Results, failed: list[str], limits_allow: Sequence[str] = ()
 ) -> str:
-    """The summary printed at the end of ``kling-testkit load``; the audit's findings allowed by
-    ``limits`` are marked so."""
+    """The summary printed at the end of ``kling-testkit load`` (``limits_allow``: finding ids
+    not shown)."""
     lines = ["", f"== kling load: {summary.title} ==", *summary.setup]
     p50, p95 = percentile(results.requests, 0.5), percentile(results.requests, 0.95)
     lines.append(
@@ -228,8 +235,7 @@ def render(
             f"{counters['callbacks_delivered']}, failed: {counters['callbacks_failed']}"
         )
     if results.audit is not None:
-        allow = limits.audit_allow if limits else ()
-        lines += audit.summary(results.audit, allow).splitlines()
+        lines += _audit_lines(results.audit, limits_allow)
     lines += summary.notes
     lines += [f"report: {path}" for path in summary.reports]
     if failed:
@@ -238,3 +244,18 @@ def render(
     else:
         lines.append("result: passed")
     return "\n".join(lines)
+
+
+def _audit_lines(audit: dict[str, Any], allow: Sequence[str]) -> list[str]:
+    """The run's findings: per account and finding, how often, the first offending request
+    and the fix (the whole report: GET /__mock/audit)."""
+    broke = offending(audit, allow)
+    if not broke:
+        return ["audit: clean (the users broke no rule the mock checks)"]
+    lines = ["audit: the users broke rules the mock checks (all of it: GET /__mock/audit)"]
+    for account, found in broke.items():
+        for fid, item in found.items():
+            lines.append(f"  {account}: {fid} x{item['count']}; fix: {item['hint']}")
+            for e in item["evidence"][:1]:
+                lines.append(f"    e.g. {e['method']} {e['path']}: {e['detail']}")
+    return lines

@@ -2,15 +2,14 @@
 
 Locust runs in processes of its own (``python -m locust``; it patches the standard library with
 gevent on import, so it is never imported here): one process, or with ``--processes K`` a master
-and K workers on this machine. The runner reads Locust's final stats and the mock's counters and
-audit, prints a summary, and exits non-zero when a threshold is broken.
+and K workers on this machine. The runner reads Locust's final stats and the mock's counters,
+prints a summary, and exits non-zero when a threshold is broken.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import socket
 import subprocess
@@ -20,9 +19,8 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from kling_testkit import audit
+from kling_testkit.audit import changes as audit_changes
 from kling_testkit.credentials import Credentials
 from kling_testkit.load import cpu, report
 from kling_testkit.load.target import (
@@ -36,7 +34,6 @@ from kling_testkit.load.target import (
 )
 
 MOCK_URL_VAR = "KLING_MOCK_URL"  # load_tests.counters reads it
-AUDIT_FILE_VAR = "KLING_LOAD_AUDIT_FILE"  # load_tests.counters writes the run's audit there
 MAX_UNITS_VAR = "KLING_LOAD_MAX_UNITS"  # load_tests.base reads it
 SHUTDOWN_GRACE_S = 60.0  # beyond --duration: start-up, waiting for workers, writing reports
 
@@ -171,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.users} users at {args.spawn_rate:g}/s for {args.duration:g} s; {processes}"
         )
         before = read_counters(target.mock_url) if target.mock_url else None
-        audit_before = read_audit(target.mock_url) if target.mock_url else None
-        env[AUDIT_FILE_VAR] = str(Path(tmp) / "audit.json")
+        judged = read_audit(target.mock_url) if target.mock_url else None
         main, workers = locust_commands(args, ",".join(map(str, files)), target.host, Path(tmp))
         procs = [
             subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
@@ -200,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
             counters = counter_changes(before, read_counters(target.mock_url))
         results = report.Results.from_entries(entries, counters)
         results.exceptions = _exceptions(args.csv)
-        if target.mock_url and audit_before is not None:
-            results.audit = _run_audit(target.mock_url, audit_before, Path(tmp) / "audit.json")
+        if target.mock_url and judged is not None:
+            results.audit = audit_changes(judged, read_audit(target.mock_url))
         summary = report.Summary(args.scenario or args.locustfile, setup)
         summary.reports += [f"{args.csv}_stats.csv", args.html]
         summary.notes += cpu.describe(usages) if sampler else ["cpu: not measured (no psutil)"]
@@ -210,9 +206,8 @@ def run(args: argparse.Namespace) -> int:
                 "note: processes do not share Retry-After gates; requests of one account from "
                 "several processes can arrive early and count as violations"
             )
-        limits = _thresholds(args)
-        failed = report.broken(results, limits)
-        print(report.render(summary, results, failed, limits), flush=True)
+        failed = report.broken(results, _thresholds(args))
+        print(report.render(summary, results, failed, args.audit_allow), flush=True)
         return 1 if failed else 0
 
 
@@ -231,21 +226,11 @@ def _wait(procs: list[subprocess.Popen[bytes]], timeout: float) -> int | None:
     return code
 
 
-def _run_audit(mock_url: str, before: dict[str, Any], written: Path) -> dict[str, Any] | None:
-    """The findings of the run: the locustfile's, taken when its users stopped, when it wrote
-    them (``report_mock_counters``), else what the mock's audit gained since ``before``."""
-    if written.exists():
-        found: dict[str, Any] = json.loads(written.read_text(encoding="utf-8"))
-        return found
-    after = read_audit(mock_url)
-    return None if after is None else audit.changes(before, after)
-
-
 def _thresholds(args: argparse.Namespace) -> report.Thresholds:
     return report.Thresholds(
         args.max_fail_ratio,
         args.max_p95,
         args.max_job_p95,
-        fail_on_audit=args.fail_on_audit,
-        audit_allow=tuple(args.audit_allow),
+        args.fail_on_audit,
+        tuple(args.audit_allow),
     )

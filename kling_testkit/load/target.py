@@ -18,8 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from kling_testkit import audit
-from kling_testkit.control import MockControl, probe
+import requests
+
+from kling_testkit.control import MockControl
 from kling_testkit.credentials import Credentials
 from kling_testkit.pricing import default_concurrency
 
@@ -128,26 +129,34 @@ class StartedMock:
         return self.proc.returncode
 
 
-def control_token() -> str | None:
-    """The control token the run's control calls carry (``$KLING_TESTKIT_CONTROL_TOKEN``)."""
-    return os.environ.get(CONTROL_TOKEN_VAR) or None
+def control_headers() -> dict[str, str]:
+    token = os.environ.get(CONTROL_TOKEN_VAR)
+    return {"X-Mock-Control-Token": token} if token else {}
 
 
 def is_mock(url: str) -> bool:
     """Whether ``url`` answers ``GET /__mock/health`` as a mock does."""
-    return probe(url, "health", control_token=control_token()) is not None
-
-
-def read_audit(url: str) -> dict[str, Any] | None:
-    """The mock's audit (``GET /__mock/audit``); None when ``url`` has none to give."""
-    return audit.read(url, control_token=control_token())
+    try:
+        answer = requests.get(
+            f"{url.rstrip('/')}/__mock/health", headers=control_headers(), timeout=10
+        )
+        body = answer.json()
+    except (requests.RequestException, ValueError):
+        return False
+    return answer.status_code == 200 and isinstance(body, dict) and body.get("code") == 0
 
 
 def read_counters(url: str) -> dict[str, Any]:
     """The mock's counters over all its accounts (``GET /__mock/counters``, ``totals``)."""
-    control = MockControl(url, control_token=control_token())
+    control = MockControl(url, control_token=os.environ.get(CONTROL_TOKEN_VAR))
     totals: dict[str, Any] = control.counters()["totals"]
     return totals
+
+
+def read_audit(url: str) -> dict[str, Any]:
+    """The mock's audit (``GET /__mock/audit``): every account's findings."""
+    control = MockControl(url, control_token=os.environ.get(CONTROL_TOKEN_VAR))
+    return control.audit()
 
 
 def counter_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:

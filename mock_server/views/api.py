@@ -11,9 +11,12 @@ from werkzeug.sansio.utils import get_current_url
 
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
-from mock_server import render
+from mock_server import profiles, render
+from mock_server.audit import create_key, overlap_detail
+from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError
+from mock_server.tasks import Task
 from mock_server.views import faults
 from mock_server.views.common import backend, json_body
 
@@ -47,26 +50,50 @@ def screen_request() -> Response | None:
     """Auth first, then the rate limit, then the request's scenario and fault rules."""
     mock = backend()
     notes: dict[str, Any] = {}
+    header = request.headers.get("Authorization")
     try:
-        g.account = mock.authenticate(request.headers.get("Authorization"), notes)
+        g.account = mock.authenticate(header, notes)
     except ApiError as exc:  # a token refused for its time still names who sent it
         if exc.code == ErrorCode.AUTH_EXPIRED and "account" in notes:
-            found = mock.token_findings(notes["claims"])
-            g.audit = mock.audit_of(
-                notes["account"].name, request.method, request.path, findings=found, counted=False
+            g.audit = mock.judge.of(
+                notes["account"].name,
+                request.method,
+                request.path,
+                counted=False,
+                token=header,
+                claims=notes["claims"],
             )
         raise
     # Judged with its journal entry: the account's requests, Retry-After, polls, its token.
     ident = (request.view_args or {}).get("ident")
-    g.audit = mock.audit_of(
+    g.audit = mock.judge.of(
         g.account.name,
         request.method,
         request.path,
         poll=ident if (request.endpoint or "").startswith("api.get_") else None,
-        findings=mock.token_findings(notes["claims"]) if "claims" in notes else (),
+        token=header,
+        claims=notes.get("claims"),
     )
+    if request.method == "POST" and (request.endpoint or "").startswith("api.create_"):
+        _enter_create(mock, g.account.name)
     mock.admit(g.account)
     return faults.apply(g.account, is_create=request.method == "POST")
+
+
+def _enter_create(mock: Backend, account: str) -> None:
+    """A create without ``external_task_id``: its key, and whether a latency rule is still
+    holding an identical one of the same client (which gave up waiting and sent it again)."""
+    key = create_key(request.path, request.get_data(cache=True, parse_form_data=False))
+    if key is None:
+        return
+    g.create_key = key
+    # Per token too: two clients (their own tokens) may send one body at once on purpose; one
+    # client sending it again while a latency rule holds the first gave up waiting.
+    flight = (f"{account}\0{g.audit.token or ''}", key)
+    g.flight = flight  # a latency rule that holds this create marks it in flight (faults.apply)
+    earliest = mock.in_flight.earliest(flight)
+    if earliest is not None:
+        g.audit = replace(g.audit, overlap_detail=overlap_detail(mock.now() - earliest))
 
 
 def note_retry_after(response: Response) -> Response:
@@ -74,7 +101,7 @@ def note_retry_after(response: Response) -> Response:
     then is counted."""
     if response.status_code == 429 and g.get("account") is not None:
         seconds = response.headers.get("Retry-After", "")
-        g.audit = backend().told_to_wait(
+        g.audit = backend().judge.told_to_wait(
             g.audit,
             request.method,
             request.path,
@@ -95,13 +122,30 @@ def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
     base_url = _root_url(request.scheme, request.host, request.root_path)
     mock = backend()
+    shape = _profile(mock)  # a bad X-Mock-Profile is refused before anything is made
     task = mock.create_task(
         g.account, family, json_body(), base_url=base_url, effects=g.get("create_effects")
     )
-    over = mock.overspend(g.account, task)
+    over = mock.judge.overspend(g.account, task)
     if over:
         g.audit = replace(g.audit, findings=(*g.audit.findings, *over))
-    return ok(render.created(task))
+    data = profiles.created(render.created(task), shape)
+    return ok(data, "" if shape == profiles.CURRENT else data["task_id"])
+
+
+def _profile(mock: Backend) -> str:
+    """The response profile of this request: its ``X-Mock-Profile``, else the mock's."""
+    asked = request.headers.get(profiles.HEADER)
+    if asked is None:
+        return mock.config.response_profile
+    if asked not in profiles.PROFILES:
+        shown = ", ".join(profiles.PROFILES)
+        raise invalid(f"{profiles.HEADER} must be one of {shown}, not {asked[:64]!r}")
+    return asked
+
+
+def _task(mock: Backend, task: Task, now: float | None = None) -> dict[str, Any]:
+    return profiles.task(mock.render(task, now), _profile(mock))
 
 
 @lru_cache(maxsize=64)
@@ -116,16 +160,21 @@ def list_or_find(family: str) -> Response:
     # Every documented parameter is checked, even those the answer does not use.
     query = _query(["pageNum", "pageSize", "externalTaskIdQuery"])
     if "external_task_id" in query:
-        return ok(mock.render(mock.get_task(g.account, family, query["external_task_id"])))
+        return ok(_task(mock, mock.get_task(g.account, family, query["external_task_id"])))
     tasks = mock.list_tasks(g.account, family, query["pageNum"], query["pageSize"])
     now = mock.now()
-    return ok([mock.render(t, now) for t in tasks])
+    listed = [_task(mock, t, now) for t in tasks]
+    return ok(listed, "" if _profile(mock) == profiles.CURRENT else None)
 
 
 def get_one(family: str, ident: str) -> Response:
     """Query one task by task_id or external_task_id."""
     mock = backend()
-    return ok(mock.render(mock.get_task(g.account, family, ident)))
+    task = mock.get_task(g.account, family, profiles.current_task_id(ident) or ident)
+    now = mock.now()
+    if now < task.ends_at:  # still running: how long it has been polled for is judged
+        g.audit = replace(g.audit, poll_age=now - task.created_at)
+    return ok(_task(mock, task, now))
 
 
 def account_costs() -> Response:

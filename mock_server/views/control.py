@@ -21,6 +21,12 @@ bp = Blueprint("control", __name__, url_prefix="/__mock")
 @bp.before_request
 def guard_control() -> None:
     """Refuse cross-site use, DNS rebinding and (with a token set) calls without the token."""
+    guard_request(with_token=True)
+
+
+def guard_request(*, with_token: bool) -> None:
+    """The control guard on this request; ``with_token=False`` skips only the token check
+    (the dashboard's page and assets, which hold no state: their data calls carry it)."""
     config = backend().config
     scheme_host = request.host_url.rstrip("/")
     guard.check(
@@ -31,7 +37,7 @@ def guard_control() -> None:
         fetch_site=request.headers.get("Sec-Fetch-Site"),
         mimetype=request.mimetype,
         token=request.headers.get(guard.TOKEN_HEADER),
-        expected_token=config.control_token,
+        expected_token=config.control_token if with_token else None,
         host_check=config.control_host_check,
     )
 
@@ -155,13 +161,13 @@ def accounts() -> Response:
 def counters() -> Response:
     """Per account and in total: requests, tasks created, 429s, Retry-After violations, units
     spent, callbacks delivered and failed."""
-    return ok(backend().counters())
+    return ok(backend().judge.counters())
 
 
 @bp.get("/audit")
 def audit() -> Response:
     """What each account's client did against the rules: findings, evidence, fix hints."""
-    return ok(backend().audit())
+    return ok(backend().judge.report())
 
 
 @bp.get("/requests")

@@ -60,12 +60,17 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
         if kind == "latency":
             delay = mock.latency_of(rule)
             g.injected_latency_ms = round(delay * 1000)
+            flight = g.get("flight")
+            if flight is not None:  # a create held: the same one sent meanwhile is a retry
+                g.in_flight = (flight, mock.now())
+                mock.in_flight.enter(*g.in_flight)
             time.sleep(delay)
-        if kind == "transport":
+        if kind in ("transport", "gateway"):
+            fault = rule.action["fault"] if kind == "transport" else int(rule.action["status"])
             if rule.action.get("when") == "after":
-                g.transport_after = rule.action["fault"]  # see lose_answer
+                g.transport_after = fault  # see lose_answer
             else:
-                return transport(rule.action["fault"])
+                return transport(fault) if isinstance(fault, str) else gateway(fault)
         for key, value in _effects_of(rule.action).items():
             effects.setdefault(key, value)
     g.create_effects = CreateEffects(**effects)
@@ -73,9 +78,30 @@ def apply(account: Account | None, is_create: bool = False) -> Response | None:
 
 
 def lose_answer(response: Response) -> Response:
-    """After the request was processed: break the answer if an ``after`` fault asked for it."""
+    """After the request was processed: break the answer if an ``after`` fault asked for it
+    (a transport fault, or a gateway's status)."""
     fault = g.get("transport_after")
-    return response if fault is None else transport(fault)
+    if fault is None:
+        return response
+    return transport(fault) if isinstance(fault, str) else gateway(fault)
+
+
+_GATEWAY_TITLES = {502: "502 Bad Gateway", 504: "504 Gateway Time-out"}
+
+
+def gateway(status: int) -> Response:
+    """What a proxy in front of the API answers when the API behind it fails: an HTML page for
+    502 and 504, an empty body for 503; never the API's envelope."""
+    g.transport_fault = f"gateway_{status}"
+    if status == 503:
+        return Response(b"", 503, content_type="text/html")
+    title = _GATEWAY_TITLES[status]
+    page = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>gateway</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+    return Response(page, status, mimetype="text/html")
 
 
 def _effects_of(action: dict[str, Any]) -> dict[str, Any]:

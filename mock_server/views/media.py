@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, Response, g, request
 
 from kling_testkit.codes import ErrorCode
 from mock_server import media, render, signing
 from mock_server.audit import RESULT_READ_TOO_EARLY, RESULT_URL_EXPIRED
+from mock_server.backend import Backend
 from mock_server.errors import ApiError
-from mock_server.tasks import SUCCEED
+from mock_server.tasks import SUCCEED, Task
 from mock_server.views import faults
 from mock_server.views.common import backend
 
@@ -54,7 +57,7 @@ def file(task_id: str, name: str) -> Response:
             found = ((RESULT_URL_EXPIRED, refused),)
         if found:
             path = request.path
-            g.audit = mock.audit_of(task.account, "GET", path, findings=found, counted=False)
+            g.audit = mock.judge.of(task.account, "GET", path, findings=found, counted=False)
     if refused is not None:
         raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
     if task is None or task.status_at(now) != SUCCEED:
@@ -63,9 +66,17 @@ def file(task_id: str, name: str) -> Response:
         if name not in pair:
             continue
         ratio = str(task.params.get("aspect_ratio", "16:9"))
+        _served(mock, task)
         if name.endswith(".mp4"):
             body = media.mp4_video(ratio, str(task.params.get("duration", "5")))
             return Response(body, mimetype="video/mp4")
         seed = int(task.task_id) * 16 + index * 2 + (name != pair[0])
         return Response(media.png_image(ratio, seed), mimetype="image/png")
     raise _not_found(name)
+
+
+def _served(mock: Backend, task: Task) -> None:
+    """A result of ``task`` goes out: remembered, so its URL expiring is not judged unfetched."""
+    g.audit = replace(
+        mock.judge.of(task.account, "GET", request.path, counted=False), fetched=task.task_id
+    )

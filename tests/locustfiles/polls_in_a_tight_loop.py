@@ -1,5 +1,5 @@
-"""A locustfile that polls its task in a tight loop (no backoff), with the mock's counters and
-audit in its stats: the audit's ``poll_storm``."""
+"""A locustfile whose users poll their task in a tight loop (the mock's audit: poll_storm), with
+the mock's counters and findings in the stats."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ T2V = "/v1/videos/text2video"
 
 
 class EagerUser(HttpUser):
-    wait_time = constant(0.01)  # wall seconds: well under a mock second on a x60 clock
+    wait_time = constant(0.01)
 
     def on_start(self) -> None:
-        self.headers = bearer(sign_token(Credentials.mock_default()))  # one token, reused
+        self.headers = bearer(sign_token(Credentials.mock_default()))
         answer = self.client.post(T2V, json={"prompt": "a kite"}, headers=self.headers)
         self.task_id = answer.json()["data"]["task_id"]
 
