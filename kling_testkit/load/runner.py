@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
         results = report.Results.from_entries(entries, counters)
         results.exceptions = _exceptions(args.csv)
         if target.mock_url and judged is not None:
-            results.audit = audit_changes(judged, read_audit(target.mock_url))
+            judged_after = read_audit(target.mock_url)
+            results.audit = None if judged_after is None else audit_changes(judged, judged_after)
         summary = report.Summary(args.scenario or args.locustfile, setup)
         summary.reports += [f"{args.csv}_stats.csv", args.html]
         summary.notes += cpu.describe(usages) if sampler else ["cpu: not measured (no psutil)"]
