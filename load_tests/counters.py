@@ -6,15 +6,19 @@ type ``MOCK``, one per counter, named ``"<counter> = <value>"``: tasks created, 
 Retry-After violations, units spent, callbacks delivered and failed, requests; and one per
 finding of the mock's audit made during the run, ``"audit <finding id> = <count>"``. They show
 in the console summary, the CSV and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when
-Locust's host is your own service) or else the host, when the host is a mock.
+Locust's host is your own service) or else the host, when the host is a mock. When
+``$KLING_LOAD_AUDIT_FILE`` names a file (``kling-testkit load`` sets it), the run's findings,
+with evidence and hints, are written there as an audit document for the runner's summary.
 
 In a distributed run only the master reads them (workers see the same mock).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -29,6 +33,7 @@ from kling_testkit.audit import changes
 from kling_testkit.load.target import control_headers, counter_changes, read_audit
 
 MOCK_URL_VAR = "KLING_MOCK_URL"
+AUDIT_FILE_VAR = "KLING_LOAD_AUDIT_FILE"
 MOCK = "MOCK"
 
 log = logging.getLogger(__name__)
@@ -92,8 +97,11 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         environment.stats.get(f"{name} = {value}", MOCK).log(0, 0)
     judged, judged_after = _judged.pop(id(environment), None), read_audit(url)
     if judged is not None and judged_after is not None:
-        for fid, count in sorted(changes(judged, judged_after)["totals"].items()):
+        run = changes(judged, judged_after)
+        for fid, count in sorted(run["totals"].items()):
             environment.stats.get(f"audit {fid} = {count}", MOCK).log(0, 0)
+        if os.environ.get(AUDIT_FILE_VAR):
+            Path(os.environ[AUDIT_FILE_VAR]).write_text(json.dumps(run), encoding="utf-8")
     if getattr(environment.parsed_options, "csv_prefix", None):
         # Locust rewrites the CSV every CSV_STATS_INTERVAL_SEC and not at the end: give its
         # writer one more turn, so the CSV has these entries (and the last second's requests).

@@ -93,6 +93,20 @@ class StandIn:
         return [b'{"code": 1203, "message": "not found"}']
 
 
+def test_the_runs_findings_are_those_read_when_its_users_stopped(
+    tmp_path: Path, mock: StartedMock
+) -> None:
+    run = load(
+        tmp_path,
+        *("-f", str(LOCUSTFILES / "misbehaves_after_the_reading.py"), "--host", mock.url),
+        *("-u", "1", "-r", "1", "-t", "2s", "--fail-on-audit"),
+    )
+    assert run.code == 0, run
+    assert "\naudit: clean" in run.out and not [n for n in run.named("MOCK") if "audit" in n]
+    late = MockControl(mock.url).audit()["totals"]
+    assert late.get("poll_storm", 0) >= 1, late  # sent after the reading: not the run's
+
+
 class WithoutAudit:
     """A mock from before the audit: ``/__mock/audit`` answers 404 as an unknown path does."""
 
