@@ -226,10 +226,24 @@ def target(
             allow = marker.kwargs.get("allow", ()) if marker else ()
             found = read(mock)  # None: a mock from before the audit
             if found is not None:
-                add(_audit, {"accounts": offending(found, allow)})
+                add(_audit, {"accounts": _named(offending(found, allow), request.node.name)})
         return
     creds = kling_mock_server.credentials
     yield Target(Api(kling_mock_server.base_url, creds), kling_mock_server, None, spender)
+
+
+def _named(accounts: dict[str, dict[str, Any]], check: str) -> dict[str, dict[str, Any]]:
+    """The findings with each piece of evidence naming the check that made it."""
+    return {
+        account: {
+            fid: {
+                **item,
+                "evidence": [{**e, "detail": f"{e['detail']} [{check}]"} for e in item["evidence"]],
+            }
+            for fid, item in found.items()
+        }
+        for account, found in accounts.items()
+    }
 
 
 @pytest.fixture

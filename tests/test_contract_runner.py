@@ -285,6 +285,7 @@ def test_against_a_mock_the_summary_shows_the_suites_own_audit(tmp_path: Path) -
         assert code == 1, out[-3000:]
         assert "audit: the suite broke rules the mock checks" in out
         assert re.search(r"  poll_storm: \d+ times", out) and "FAILED --fail-on-audit" in out
+        assert "(at most one per 3600 s) [test_a_task_runs_to_the_end_and_its_result_down" in out
         code, out, _ = run_contract(mock.base_url, "--audit-allow", "poll_storm", tmp=tmp_path)
         assert code == 0 and "audit: clean" in out, out[-3000:]
         code, out, _ = run_contract(mock.base_url, tmp=tmp_path)  # shown, not failed
