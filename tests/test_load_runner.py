@@ -133,7 +133,7 @@ def test_a_target_without_an_audit_shows_none_and_never_fails_for_it(
             "--fail-on-audit",
         )
     assert run.code == 0, run
-    assert int(run.row("POST", "/v1/videos/text2video")["Request Count"]) > 0
+    assert run.number("requests") > 0  # (not the CSV: Locust may not write it again at the end)
     assert not re.search(r"(?m)^\s*audit|fail-on-audit", run.out), run
     if kind == "not a mock":
         assert [seen for seen in stand_in.seen if "/__mock/" in seen] == ["GET /__mock/health"]
