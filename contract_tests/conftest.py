@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from kling_testkit.audit import add, offending
+from kling_testkit.audit import add, offending, read
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.budget import Budget
 from kling_testkit.contract import Violation, check_answer
@@ -224,10 +224,26 @@ def target(
             # A check that breaks a rule on purpose names it (kling_audit(allow=[...])).
             marker = request.node.get_closest_marker("kling_audit")
             allow = marker.kwargs.get("allow", ()) if marker else ()
-            add(_audit, {"accounts": offending(mock.audit(), allow)})
+            found = read(mock)  # None: a mock from before the audit
+            if found is not None:
+                add(_audit, {"accounts": _named(offending(found, allow), request.node.name)})
         return
     creds = kling_mock_server.credentials
     yield Target(Api(kling_mock_server.base_url, creds), kling_mock_server, None, spender)
+
+
+def _named(accounts: dict[str, dict[str, Any]], check: str) -> dict[str, dict[str, Any]]:
+    """The findings with each piece of evidence naming the check that made it."""
+    return {
+        account: {
+            fid: {
+                **item,
+                "evidence": [{**e, "detail": f"{e['detail']} [{check}]"} for e in item["evidence"]],
+            }
+            for fid, item in found.items()
+        }
+        for account, found in accounts.items()
+    }
 
 
 @pytest.fixture

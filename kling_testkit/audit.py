@@ -8,7 +8,24 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from kling_testkit.errors import KlingError
+
+if TYPE_CHECKING:
+    from kling_testkit.control import MockControl
+
+
+def read(control: MockControl) -> dict[str, Any] | None:
+    """The audit of the mock behind ``control``; None when it has none to give (a mock from
+    before the audit, a refused control token, a target that is not a mock, unreachable)."""
+    try:
+        found = control.audit()
+    except (KlingError, requests.RequestException, ValueError, AttributeError):
+        return None  # (AttributeError: an answer that is JSON but not an object)
+    return found if isinstance(found, dict) else None
 
 
 def offending(data: dict[str, Any], allow: Iterable[str] = ()) -> dict[str, dict[str, Any]]:

@@ -6,15 +6,19 @@ type ``MOCK``, one per counter, named ``"<counter> = <value>"``: tasks created, 
 Retry-After violations, units spent, callbacks delivered and failed, requests; and one per
 finding of the mock's audit made during the run, ``"audit <finding id> = <count>"``. They show
 in the console summary, the CSV and the HTML report. The mock is ``$KLING_MOCK_URL`` (set it when
-Locust's host is your own service) or else the host, when the host is a mock.
+Locust's host is your own service) or else the host, when the host is a mock. When
+``$KLING_LOAD_AUDIT_FILE`` names a file (``kling-testkit load`` sets it), the run's findings,
+with evidence and hints, are written there as an audit document for the runner's summary.
 
 In a distributed run only the master reads them (workers see the same mock).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -26,16 +30,16 @@ from locust.runners import WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from kling_testkit.audit import changes
-from kling_testkit.errors import KlingError
 from kling_testkit.load.target import control_headers, counter_changes, read_audit
 
 MOCK_URL_VAR = "KLING_MOCK_URL"
+AUDIT_FILE_VAR = "KLING_LOAD_AUDIT_FILE"
 MOCK = "MOCK"
 
 log = logging.getLogger(__name__)
 _installed: list[Events] = []
 _before: dict[int, dict[str, Any]] = {}  # id(environment) -> totals at test start
-_judged: dict[int, dict[str, Any]] = {}  # id(environment) -> the audit at test start
+_judged: dict[int, dict[str, Any] | None] = {}  # id(environment) -> the audit at test start
 
 
 def report_mock_counters(events: Events | None = None) -> None:
@@ -76,15 +80,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         log.info("no mock counters: %s is not a mock (set %s)", url, MOCK_URL_VAR)
         return
     _before[id(environment)] = found
-    _judged[id(environment)] = _audit(url)
-
-
-def _audit(url: str) -> dict[str, Any]:
-    """The mock's audit; empty when it cannot be read (an older mock)."""
-    try:
-        return read_audit(url)
-    except (KlingError, requests.RequestException):
-        return {}
+    _judged[id(environment)] = read_audit(url)  # None: a mock from before the audit
 
 
 def _on_test_stop(environment: Environment, **_: Any) -> None:
@@ -99,9 +95,13 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     for name, value in counter_changes(before, after).items():
         # One reading per counter: an entry of its own, outside the aggregated request row.
         environment.stats.get(f"{name} = {value}", MOCK).log(0, 0)
-    judged = _judged.pop(id(environment), {})
-    for fid, count in sorted(changes(judged, _audit(url))["totals"].items()):
-        environment.stats.get(f"audit {fid} = {count}", MOCK).log(0, 0)
+    judged, judged_after = _judged.pop(id(environment), None), read_audit(url)
+    if judged is not None and judged_after is not None:
+        run = changes(judged, judged_after)
+        for fid, count in sorted(run["totals"].items()):
+            environment.stats.get(f"audit {fid} = {count}", MOCK).log(0, 0)
+        if os.environ.get(AUDIT_FILE_VAR):
+            Path(os.environ[AUDIT_FILE_VAR]).write_text(json.dumps(run), encoding="utf-8")
     if getattr(environment.parsed_options, "csv_prefix", None):
         # Locust rewrites the CSV every CSV_STATS_INTERVAL_SEC and not at the end: give its
         # writer one more turn, so the CSV has these entries (and the last second's requests).

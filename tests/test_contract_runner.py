@@ -85,17 +85,19 @@ def _html_502(req: Request, status: int, body: Any) -> tuple[int, str, str]:
 
 
 class Proxy:
-    """Forwards to a mock and rewrites its JSON answers; ``real`` hides ``/__mock``."""
+    """Forwards to a mock and rewrites its JSON answers; ``real`` hides ``/__mock``, ``hide``
+    the paths that end so (``/__mock/audit``: a mock from before the audit)."""
 
-    def __init__(self, upstream: str, mode: str, real: bool) -> None:
-        self.upstream, self.mode, self.real = upstream, mode, real
+    def __init__(self, upstream: str, mode: str, real: bool, hide: str | None = None) -> None:
+        self.upstream, self.mode, self.real, self.hide = upstream, mode, real, hide
         self.posts = 0
         self.session = requests.Session()
         self.session.trust_env = False
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         req = Request(environ)
-        if self.real and req.path.startswith("/__mock"):
+        hidden = self.hide is not None and req.path.endswith(self.hide)
+        if hidden or (self.real and req.path.startswith("/__mock")):
             return Response("<h1>Not Found</h1>", 404, mimetype="text/html")(
                 environ, start_response
             )
@@ -127,10 +129,12 @@ class Proxy:
 def proxy() -> Iterator[Callable[..., tuple[str, Proxy]]]:
     started: list[Any] = []
 
-    def start(mode: str = "faithful", *, real: bool = False) -> tuple[str, Proxy]:
+    def start(
+        mode: str = "faithful", *, real: bool = False, hide: str | None = None
+    ) -> tuple[str, Proxy]:
         config = {"clock": "real", "time_scale": 1000} if real else {}
         mock = InProcessMock(config).start()
-        found = Proxy(mock.base_url, mode, real)
+        found = Proxy(mock.base_url, mode, real, hide)
         server = make_server("127.0.0.1", 0, found, threaded=True)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         started.append((mock, server))
@@ -143,7 +147,8 @@ def proxy() -> Iterator[Callable[..., tuple[str, Proxy]]]:
         mock.stop()
 
 
-def run_contract(url: str, *args: str, tmp: Path) -> tuple[int, str, Any]:
+def run_contract(url: str | None, *args: str, tmp: Path) -> tuple[int, str, Any]:
+    """``kling-testkit contract`` against ``url`` (None: an in-process mock)."""
     report = tmp / "junit.xml"
     done = subprocess.run(
         [
@@ -151,8 +156,7 @@ def run_contract(url: str, *args: str, tmp: Path) -> tuple[int, str, Any]:
             "-m",
             "kling_testkit.cli",
             "contract",
-            "--base-url",
-            url,
+            *(["--base-url", url] if url else []),
             "--junitxml",
             str(report),
             *args,
@@ -202,6 +206,7 @@ def test_a_real_looking_target_gets_no_create_without_a_budget(
     assert code == 0, out[-3000:]
     assert found.posts == 0
     assert "raise --max-units" in out and "units spent: 0" in out
+    assert not re.search(r"(?m)^audit", out), out[-1500:]  # not a mock: no audit to show
 
 
 def test_with_a_budget_paid_checks_run_and_stay_within_it(
@@ -280,12 +285,29 @@ def test_against_a_mock_the_summary_shows_the_suites_own_audit(tmp_path: Path) -
         assert code == 1, out[-3000:]
         assert "audit: the suite broke rules the mock checks" in out
         assert re.search(r"  poll_storm: \d+ times", out) and "FAILED --fail-on-audit" in out
+        assert "(at most one per 3600 s) [test_a_task_runs_to_the_end_and_its_result_down" in out
         code, out, _ = run_contract(mock.base_url, "--audit-allow", "poll_storm", tmp=tmp_path)
         assert code == 0 and "audit: clean" in out, out[-3000:]
         code, out, _ = run_contract(mock.base_url, tmp=tmp_path)  # shown, not failed
         assert code == 0 and "poll_storm" in out, out[-3000:]
     finally:
         mock.stop()
+
+
+def test_the_audit_of_an_in_process_mock_is_in_the_summary(tmp_path: Path) -> None:
+    code, out, _ = run_contract(None, "--fail-on-audit", tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    assert out.rstrip().endswith("units spent: 4 (mock units, no money)\naudit: clean"), out[-800:]
+
+
+def test_a_mock_without_an_audit_is_checked_as_before(
+    proxy: Callable[..., tuple[str, Proxy]], tmp_path: Path
+) -> None:
+    url, _ = proxy("faithful", hide="/__mock/audit")
+    code, out, _ = run_contract(url, "--fail-on-audit", tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    assert re.search(r"checked \d+: \d+ held, 0 broken, 0 skipped", out), out[-1500:]
+    assert not re.search(r"(?m)^audit", out), out[-1500:]
 
 
 def test_the_suite_is_clean_by_the_mocks_audit(

@@ -9,11 +9,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from examples.sample_service.app import create_app
 from kling_testkit.control import MockControl
@@ -90,6 +91,54 @@ class StandIn:
         self.seen.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [b'{"code": 1203, "message": "not found"}']
+
+
+def test_the_runs_findings_are_those_read_when_its_users_stopped(
+    tmp_path: Path, mock: StartedMock
+) -> None:
+    run = load(
+        tmp_path,
+        *("-f", str(LOCUSTFILES / "misbehaves_after_the_reading.py"), "--host", mock.url),
+        *("-u", "1", "-r", "1", "-t", "2s", "--fail-on-audit"),
+    )
+    assert run.code == 0, run
+    assert "\naudit: clean" in run.out and not [n for n in run.named("MOCK") if "audit" in n]
+    late = MockControl(mock.url).audit()["totals"]
+    assert late == {"token_misuse": 1}, late  # sent after the reading: not the run's
+
+
+class WithoutAudit:
+    """A mock from before the audit: ``/__mock/audit`` answers 404 as an unknown path does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"].endswith("/__mock/audit"):
+            return StandIn()(environ, start_response)
+        return self.app(environ, start_response)
+
+
+@pytest.mark.parametrize("kind", ["not a mock", "a mock without an audit"])
+def test_a_target_without_an_audit_shows_none_and_never_fails_for_it(
+    tmp_path: Path, make_app: Callable[..., Flask], kind: str
+) -> None:
+    stand_in = StandIn()
+    app = stand_in if kind == "not a mock" else WithoutAudit(make_app())
+    with serving(app) as url:
+        run = load(
+            tmp_path,
+            *("-f", str(LOCUSTFILES / "ignores_retry_after.py"), "--host", url),
+            *("-u", "1", "-r", "1", "-t", "2s", "--max-units", "1", "--max-fail-ratio", "1"),
+            "--fail-on-audit",
+        )
+    assert run.code == 0, run
+    assert run.number("requests") > 0  # (not the CSV: Locust may not write it again at the end)
+    assert not re.search(r"(?m)^\s*audit|fail-on-audit", run.out), run
+    if kind == "not a mock":
+        assert [seen for seen in stand_in.seen if "/__mock/" in seen] == ["GET /__mock/health"]
+    else:
+        assert re.search(r"\n429s: \d+, Retry-After violations: \d+", run.out), run
 
 
 def test_a_host_that_is_not_a_mock_is_refused_without_a_budget(tmp_path: Path) -> None:

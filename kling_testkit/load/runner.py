@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kling_testkit.audit import changes as audit_changes
 from kling_testkit.credentials import Credentials
@@ -34,6 +36,7 @@ from kling_testkit.load.target import (
 )
 
 MOCK_URL_VAR = "KLING_MOCK_URL"  # load_tests.counters reads it
+AUDIT_FILE_VAR = "KLING_LOAD_AUDIT_FILE"  # load_tests.counters writes the run's findings there
 MAX_UNITS_VAR = "KLING_LOAD_MAX_UNITS"  # load_tests.base reads it
 SHUTDOWN_GRACE_S = 60.0  # beyond --duration: start-up, waiting for workers, writing reports
 
@@ -169,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         )
         before = read_counters(target.mock_url) if target.mock_url else None
         judged = read_audit(target.mock_url) if target.mock_url else None
+        env[AUDIT_FILE_VAR] = str(Path(tmp) / "audit.json")
         main, workers = locust_commands(args, ",".join(map(str, files)), target.host, Path(tmp))
         procs = [
             subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
@@ -197,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         results = report.Results.from_entries(entries, counters)
         results.exceptions = _exceptions(args.csv)
         if target.mock_url and judged is not None:
-            results.audit = audit_changes(judged, read_audit(target.mock_url))
+            results.audit = _run_audit(target.mock_url, judged, Path(tmp) / "audit.json")
         summary = report.Summary(args.scenario or args.locustfile, setup)
         summary.reports += [f"{args.csv}_stats.csv", args.html]
         summary.notes += cpu.describe(usages) if sampler else ["cpu: not measured (no psutil)"]
@@ -224,6 +228,17 @@ def _wait(procs: list[subprocess.Popen[bytes]], timeout: float) -> int | None:
         except subprocess.TimeoutExpired:
             _stop(worker)
     return code
+
+
+def _run_audit(mock_url: str, judged: dict[str, Any], written: Path) -> dict[str, Any] | None:
+    """The findings of the run: the locustfile's, read when its users stopped, when it wrote
+    them (``report_mock_counters``; a later reading counts the callbacks the mock retried to
+    receivers that had gone), else what the mock's audit gained since ``judged``."""
+    if written.exists():
+        found: dict[str, Any] = json.loads(written.read_text(encoding="utf-8"))
+        return found
+    after = read_audit(mock_url)
+    return None if after is None else audit_changes(judged, after)
 
 
 def _thresholds(args: argparse.Namespace) -> report.Thresholds:

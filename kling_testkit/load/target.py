@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import requests
 
+from kling_testkit import audit
 from kling_testkit.control import MockControl
 from kling_testkit.credentials import Credentials
 from kling_testkit.pricing import default_concurrency
@@ -153,10 +154,10 @@ def read_counters(url: str) -> dict[str, Any]:
     return totals
 
 
-def read_audit(url: str) -> dict[str, Any]:
-    """The mock's audit (``GET /__mock/audit``): every account's findings."""
-    control = MockControl(url, control_token=os.environ.get(CONTROL_TOKEN_VAR))
-    return control.audit()
+def read_audit(url: str) -> dict[str, Any] | None:
+    """The mock's audit (``GET /__mock/audit``): every account's findings; None when ``url``
+    has none to give (a mock from before the audit, a refused token, not a mock)."""
+    return audit.read(MockControl(url, control_token=os.environ.get(CONTROL_TOKEN_VAR)))
 
 
 def counter_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
