@@ -1,7 +1,8 @@
 """What a task costs in units, read from the contract's ``x-kling-pricing`` table.
 
 Each family's ``x-kling-family.price`` names its rule (``video``, ``image``, ``extend``,
-``per_source_seconds``, ``by_seconds``, ``flat``); the numbers are all in the document.
+``per_source_seconds``, ``by_seconds``, ``flat``, and the 2026 design's ``per_second``); the
+numbers are all in the document.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def units(family: str, params: Mapping[str, Any], source: float | None = None) -
         seconds = DEFAULT_SOURCE_SECONDS if source is None else source
         blocks = max(1, math.ceil(seconds / float(rule["seconds"])))
         return Decimal(str(rule["units"])) * blocks
+    if kind == "per_second":
+        length = Decimal(output_seconds(family, params, source))
+        return _per_second_rate(family, _variant(params), str(params.get("resolution"))) * length
     if kind == "by_seconds":
         return Decimal(str(rule["units"][output_seconds(family, params, source)]))
     if kind == "extend" and "model_name" not in params:  # no source known: the dearest
@@ -75,6 +79,23 @@ def units(family: str, params: Mapping[str, Any], source: float | None = None) -
     if kind == "extend":
         return _extend_units(model, mode)
     return _video_units(model, mode, str(params.get("duration", "5")), params.get("sound") == "on")
+
+
+def _variant(params: Mapping[str, Any]) -> str:
+    """Which row of a 2026 family's per-second prices a task takes (``x-kling-pricing``)."""
+    kinds = {item.get("type") for item in params.get("contents", ()) if isinstance(item, dict)}
+    if "voice" in kinds:
+        return "voice"
+    if kinds & {"feature_video", "base_video"}:
+        return "video_input"
+    return "audio" if params.get("audio") == "native" else "silent"
+
+
+@functools.lru_cache(maxsize=256)
+def _per_second_rate(family: str, variant: str, resolution: str) -> Decimal:
+    rows: dict[str, dict[str, float]] = openapi()["x-kling-pricing"]["per_second"][family]
+    row = rows.get(variant, rows["silent"])
+    return Decimal(str(row.get(resolution, rows["silent"][resolution])))
 
 
 def _table(name: str) -> dict[str, Any]:

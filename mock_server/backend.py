@@ -25,8 +25,8 @@ from kling_testkit.codes import ErrorCode
 from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
-from kling_testkit.spec.document import pack_kinds
-from mock_server import credits, limits, render, signing
+from kling_testkit.spec.document import DESIGN_2026, pack_kinds
+from mock_server import credits, limits, profiles, render, signing
 from mock_server.audit import (
     InFlight,
 )
@@ -603,8 +603,19 @@ class Backend:
         return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"
 
     def render(self, task: Task, at: float | None = None) -> dict[str, Any]:
-        """The task object as the API shows it at mock time ``at`` (default now)."""
+        """The task object in the legacy shape at mock time ``at`` (default now): what the
+        control API and the dashboard show for a task of either design."""
         return render.task(task, self.now() if at is None else at, self.media_url)
+
+    def render_api(
+        self, task: Task, at: float | None = None, profile: str = profiles.CURRENT
+    ) -> dict[str, Any]:
+        """The task object as its own design's API shows it (a query, a list, a callback): a
+        2026 task in the new shape, a legacy one in the response ``profile``."""
+        now = self.now() if at is None else at
+        if families()[task.family].design == DESIGN_2026:
+            return render.task_2026(task, now, self.media_url)
+        return profiles.task(render.task(task, now, self.media_url), profile)
 
     def accounts_view(self) -> list[dict[str, Any]]:
         """Every account with its packs (documented shape) and the slots its tasks hold now."""

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from urllib3.exceptions import HTTPError
 
 from kling_testkit.webhooks import sign_webhook
-from mock_server import profiles
 from mock_server.audit import CALLBACK_RECEIVER_FAILURES, receiver_failure
 from mock_server.callback_targets import Blocked, Unresolved, check_target, post
 from mock_server.store import Delivery, Lease
@@ -216,7 +215,7 @@ class Dispatcher:
         at = item.due
         url = str(task.params["callback_url"])
         shape = self._backend.config.response_profile
-        shown = profiles.task(self._backend.render(task, at=changed_at), shape)
+        shown = self._backend.render_api(task, at=changed_at, profile=shape)
         body = json.dumps(shown, separators=(",", ":"))
         record: dict[str, Any] = {
             "task_id": task.task_id,

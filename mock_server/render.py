@@ -131,3 +131,74 @@ def task(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:
         "created_at": to_ms(task.created_at),
         "updated_at": to_ms(task.updated_at(now)),
     }
+
+
+# -- the 2026 design ----------------------------------------------------------------------
+
+SUCCEEDED = "succeeded"
+"""The 2026 design's spelling of a task that succeeded (legacy: ``succeed``)."""
+
+
+def status_2026(status: str) -> str:
+    return SUCCEEDED if status == SUCCEED else status
+
+
+def created_2026(task: Task) -> dict[str, Any]:
+    """The ``data`` of a 2026 create: the task as it starts."""
+    at = to_ms(task.created_at)
+    return {
+        "id": task.task_id,
+        "status": SUBMITTED,
+        "create_time": at,
+        "update_time": at,
+        "external_id": task.external_task_id or "",
+    }
+
+
+def outputs(task: Task, media_url: MediaUrl) -> list[dict[str, Any]]:
+    """The typed ``outputs[]`` of a 2026 task that succeeded, built from its legacy results."""
+    found: list[dict[str, Any]] = []
+    for kind, items in task_result(task, media_url).items():
+        for item in items:
+            if kind == "videos":
+                found.append({"type": "video", **item})
+            elif kind == "images":
+                found.append(
+                    {"type": "image", "url": item["url"], "watermark_url": item["watermark_url"]}
+                )
+            else:
+                found.append(
+                    {
+                        "type": "audio",
+                        "id": item["id"],
+                        "mp3_url": item["url_mp3"],
+                        "wav_url": item["url_wav"],
+                        "mp3_duration": item["duration_mp3"],
+                        "wav_duration": item["duration_wav"],
+                    }
+                )
+    return found
+
+
+def billing(task: Task) -> list[dict[str, Any]]:
+    """What a 2026 task that succeeded was charged: units of its pack kind."""
+    kind = families()[task.family].pack
+    return [{"charge_type": "unit", "amount": format_units(task.cost), "package_type": kind}]
+
+
+def task_2026(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:
+    """The task object of the 2026 design (``GET /tasks``, ``POST /tasks``, callbacks) at
+    mock time ``now``: ``outputs`` and ``billing`` are empty until it succeeds (a failed task
+    costs nothing)."""
+    status = task.status_at(now)
+    done = status == SUCCEED
+    return {
+        "id": task.task_id,
+        "status": status_2026(status),
+        "message": task.status_msg if status == task.outcome and not done else "",
+        "create_time": to_ms(task.created_at),
+        "update_time": to_ms(task.updated_at(now)),
+        "external_id": task.external_task_id or "",
+        "outputs": outputs(task, media_url) if done else [],
+        "billing": billing(task) if done else [],
+    }

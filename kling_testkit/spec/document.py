@@ -10,6 +10,10 @@ from importlib import resources
 from typing import Any
 
 SPEC_URI = "urn:kling-testkit:openapi"
+LEGACY = "legacy"
+"""The ``/v1`` design: ``model_name`` in the body, AK/SK tokens or an API key."""
+DESIGN_2026 = "2026"
+"""The design with the model in the path, an API key only, and ``/tasks`` to query."""
 
 
 @cache
@@ -22,13 +26,16 @@ def openapi() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Family:
-    """A task family of the legacy API: where it lives, what it produces and what it costs.
+    """A task family: where it lives, what it produces and what it costs.
 
     Everything here is read from the create operation's ``x-kling-family``: ``results`` (the
     ``task_result`` lists a task fills: ``videos``, ``images``, ``audios``), ``pack`` (the
     resource-pack kind it draws on and counts slots in), ``timing`` (default seconds queued and
     processing), ``price`` (its rule in ``x-kling-pricing``), ``seconds`` (where the length of
-    its output comes from) and ``parent`` (the earlier video it names, if any).
+    its output comes from) and ``parent`` (the earlier video it names, if any). A family of the
+    2026 design (``design == "2026"``: the model in the path, ``contents[]``/``settings{}``/
+    ``options{}`` bodies, queried through ``/tasks``) also has its ``model``, the other names
+    its path takes (``aliases``) and the rules of its ``contents``.
     """
 
     name: str
@@ -41,11 +48,26 @@ class Family:
     seconds: dict[str, Any] = dataclasses.field(default_factory=dict)
     parent: dict[str, Any] | None = None
     aspect_ratio: str = "16:9"  # the result's shape when the request names none
+    design: str = LEGACY
+    model: str | None = None
+    aliases: tuple[str, ...] = ()
+    contents: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Where its create is served: its path, then one per alias of its model."""
+        base = self.path.rsplit("/", 1)[0]
+        return (self.path, *(f"{base}/{alias}" for alias in self.aliases))
 
     @property
     def output(self) -> str:
         """The kind of its first result: ``"video"``, ``"image"`` or ``"audio"``."""
         return self.results[0].removesuffix("s")
+
+
+def designs(design: str) -> dict[str, Family]:
+    """The families of one design (``LEGACY`` or ``DESIGN_2026``), keyed by name."""
+    return {name: f for name, f in families().items() if f.design == design}
 
 
 @cache
@@ -69,6 +91,10 @@ def families() -> dict[str, Family]:
             dict(meta.get("seconds", {})),
             meta.get("parent"),
             meta.get("aspect_ratio", "16:9"),
+            meta.get("design", LEGACY),
+            meta.get("model"),
+            tuple(meta.get("aliases", ())),
+            dict(meta.get("contents", {})),
         )
     return found
 

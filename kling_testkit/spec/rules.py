@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from kling_testkit.spec.document import _defaults, families, schema
+from kling_testkit.spec.contents import effective_params
+from kling_testkit.spec.document import DESIGN_2026, _defaults, families, schema
 from kling_testkit.spec.images import check_base64_image, image_size
 from kling_testkit.spec.validation import ContractViolation, field_path, json_type, validate
 
@@ -70,13 +71,17 @@ def check_request(family: str, body: object) -> dict[str, Any]:
     """Validate a create body for ``family`` and return its effective parameters.
 
     Raises :class:`ContractViolation` naming the first field that is wrong. The result has every
-    documented default filled in and the legacy ``model`` alias folded into ``model_name``.
+    documented default filled in and the legacy ``model`` alias folded into ``model_name``; for
+    a family of the 2026 design it is flat (:func:`kling_testkit.spec.contents.effective_params`).
     """
-    schema_name = families()[family].request_schema
+    found = families()[family]
+    schema_name = found.request_schema
     if not isinstance(body, dict):
         raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     _check_unicode(body)
     validate(schema_name, body)
+    if found.design == DESIGN_2026:  # contents[], settings{}, options{}: flattened
+        return effective_params(found, body)
     _check_decimals(schema_name, body)
     _check_references(schema_name, body)
     documented = _defaults(schema_name)  # read only: copied into params below

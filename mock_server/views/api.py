@@ -10,13 +10,21 @@ from flask import Blueprint, Response, g, request
 from werkzeug.sansio.utils import get_current_url
 
 from kling_testkit.codes import ErrorCode
-from kling_testkit.spec import ContractViolation, families, operation_path, parameter, parse_query
-from mock_server import profiles, render
+from kling_testkit.spec import (
+    ContractViolation,
+    families,
+    operation_path,
+    parameter,
+    parse_query,
+    validate,
+)
+from kling_testkit.spec.document import DESIGN_2026
+from mock_server import profiles, queries, render
 from mock_server.audit import create_key, overlap_detail
 from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
 from mock_server.errors import ApiError
-from mock_server.tasks import Task
+from mock_server.tasks import Task, to_ms
 from mock_server.views import faults
 from mock_server.views.common import backend, json_body
 
@@ -29,6 +37,13 @@ def make_blueprint() -> Blueprint:
     bp.after_request(note_retry_after)
     for family in families().values():
         defaults = {"family": family.name}
+        if family.design == DESIGN_2026:  # created here, queried through /tasks
+            for number, path in enumerate(family.paths):
+                name = family.name.replace(".", "_").replace("/", "__")
+                bp.add_url_rule(
+                    path, f"create_{name}_{number}", create, methods=["POST"], defaults=defaults
+                )
+            continue
         bp.add_url_rule(
             family.path, f"create_{family.name}", create, methods=["POST"], defaults=defaults
         )
@@ -43,7 +58,18 @@ def make_blueprint() -> Blueprint:
             defaults=defaults,
         )
     bp.add_url_rule(operation_path("account_costs"), "account_costs", account_costs)
+    tasks = operation_path("get_tasks")
+    bp.add_url_rule(tasks, "tasks_2026_query", tasks_query, methods=["GET"])
+    bp.add_url_rule(tasks, "tasks_2026_list", tasks_list, methods=["POST"])
     return bp
+
+
+def _is_2026(endpoint: str | None) -> bool:
+    """Whether a request is to an endpoint of the 2026 design (an API key only)."""
+    view = request.view_args or {}
+    return (endpoint or "").startswith("api.tasks_2026_") or (
+        "family" in view and families()[view["family"]].design == DESIGN_2026
+    )
 
 
 def screen_request() -> Response | None:
@@ -64,20 +90,34 @@ def screen_request() -> Response | None:
                 claims=notes["claims"],
             )
         raise
+    if "claims" in notes and _is_2026(request.endpoint):
+        raise ApiError(
+            ErrorCode.AUTH_INVALID,
+            "Authorization is invalid: this endpoint takes an API key "
+            "(Authorization: Bearer <API key>), not an AK/SK token",
+        )
     # Judged with its journal entry: the account's requests, Retry-After, polls, its token.
     ident = (request.view_args or {}).get("ident")
+    if request.endpoint == "api.tasks_2026_query":  # one task asked for: a poll of it
+        asked = request.args.get("task_ids") or request.args.get("external_task_ids") or ""
+        ident = asked if asked and "," not in asked else None
     g.audit = mock.judge.of(
         g.account.name,
         request.method,
         request.path,
-        poll=ident if (request.endpoint or "").startswith("api.get_") else None,
+        poll=ident if (request.endpoint or "").startswith(POLLS) else None,
         token=header,
         claims=notes.get("claims"),
     )
-    if request.method == "POST" and (request.endpoint or "").startswith("api.create_"):
+    is_create = (request.endpoint or "").startswith("api.create_")
+    if is_create:
         _enter_create(mock, g.account.name)
     mock.admit(g.account)
-    return faults.apply(g.account, is_create=request.method == "POST")
+    return faults.apply(g.account, is_create=is_create)
+
+
+POLLS = ("api.get_", "api.tasks_2026_query")
+"""Endpoints that query one task by its id: how often a client asks is judged."""
 
 
 def _enter_create(mock: Backend, account: str) -> None:
@@ -122,13 +162,16 @@ def create(family: str) -> Response:
     """Create a task; it starts at the mock's current time."""
     base_url = _root_url(request.scheme, request.host, request.root_path)
     mock = backend()
-    shape = _profile(mock)  # a bad X-Mock-Profile is refused before anything is made
+    modern = families()[family].design == DESIGN_2026  # response profiles are legacy shapes
+    shape = profiles.CURRENT if modern else _profile(mock)  # a bad one: refused before a task
     task = mock.create_task(
         g.account, family, json_body(), base_url=base_url, effects=g.get("create_effects")
     )
     over = mock.judge.overspend(g.account, task)
     if over:
         g.audit = replace(g.audit, findings=(*g.audit.findings, *over))
+    if modern:
+        return ok(render.created_2026(task))
     data = profiles.created(render.created(task), shape)
     return ok(data, "" if shape == profiles.CURRENT else data["task_id"])
 
@@ -145,7 +188,7 @@ def _profile(mock: Backend) -> str:
 
 
 def _task(mock: Backend, task: Task, now: float | None = None) -> dict[str, Any]:
-    return profiles.task(mock.render(task, now), _profile(mock))
+    return mock.render_api(task, now, _profile(mock))
 
 
 @lru_cache(maxsize=64)
@@ -184,4 +227,48 @@ def account_costs() -> Response:
     data: dict[str, Any] = {"code": 0, "msg": "success"}
     if packs:  # an account without packs gets no list at all (as recorded live)
         data["resource_pack_subscribe_infos"] = packs
+    return ok(data)
+
+
+def tasks_query() -> Response:
+    """``GET /tasks``: the account's 2026 tasks by ``task_ids`` or ``external_task_ids``."""
+    mock = backend()
+    query = _query(["taskIds", "externalTaskIds"])
+    if "task_ids" in query and "external_task_ids" in query:
+        raise invalid("task_ids and external_task_ids cannot be used together")
+    external = "external_task_ids" in query
+    value = query.get("external_task_ids" if external else "task_ids")
+    if value is None:
+        raise invalid("task_ids or external_task_ids is required")
+    try:
+        idents = queries.split_ids(value)
+    except queries.QueryError as exc:
+        raise invalid(str(exc)) from None
+    found = queries.find(mock.store, g.account, idents, external)
+    now = mock.now()
+    if len(found) == 1 and now < found[0].ends_at:  # one running task polled: judged
+        g.audit = replace(g.audit, poll_age=now - found[0].created_at)
+    return ok([mock.render_api(task, now) for task in found])
+
+
+def tasks_list() -> Response:
+    """``POST /tasks``: the account's 2026 tasks, newest first, one page per cursor."""
+    mock = backend()
+    body = json_body() if request.get_data(cache=True) else {}
+    try:
+        validate("TaskListRequest", body)
+        now = mock.now()
+        where = queries.window(body, to_ms(now), mock.epoch())
+        statuses, kinds = queries.filters(body)
+    except ContractViolation as exc:
+        raise invalid(exc.message) from None
+    except queries.QueryError as exc:
+        raise invalid(str(exc)) from None
+    limit = int(body.get("limit", 100))
+    tasks, more = queries.page(mock.store, g.account, where, limit, now, statuses, kinds)
+    data: dict[str, Any] = {"count": len(tasks), "has_more": more}
+    if tasks:  # an empty page has neither (as recorded live)
+        data["result"] = [mock.render_api(task, now) for task in tasks]
+    if more:
+        data["next_cursor"] = where.cursor(tasks[-1])
     return ok(data)

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Response, g, request
 
+from kling_testkit.spec.contents import prompt_of
 from mock_server.backend import CreateEffects
 from mock_server.config import Account
 from mock_server.errors import ApiError
@@ -25,7 +26,9 @@ def _prompt() -> str | None:
         body = json_body()
     except ApiError:  # the create view reports what is wrong with the body
         return None
-    prompt = body.get("prompt") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return None
+    prompt = body.get("prompt", prompt_of(body.get("contents")))  # legacy, or the 2026 design
     return prompt if isinstance(prompt, str) else None
 
 
