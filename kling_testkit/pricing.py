@@ -68,7 +68,8 @@ def units(family: str, params: Mapping[str, Any], source: float | None = None) -
         return Decimal(str(rule["units"])) * blocks
     if kind == "per_second":
         length = Decimal(output_seconds(family, params, source))
-        return _per_second_rate(family, _variant(params), str(params.get("resolution"))) * length
+        tier = str(params.get("resolution", params.get("mode")))  # 2026: resolution; legacy: mode
+        return _per_second_rate(family, _variant(params), tier) * length
     if kind == "by_seconds":
         return Decimal(str(rule["units"][output_seconds(family, params, source)]))
     if kind == "extend" and "model_name" not in params:  # no source known: the dearest
@@ -92,10 +93,10 @@ def _variant(params: Mapping[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _per_second_rate(family: str, variant: str, resolution: str) -> Decimal:
+def _per_second_rate(family: str, variant: str, tier: str) -> Decimal:
     rows: dict[str, dict[str, float]] = openapi()["x-kling-pricing"]["per_second"][family]
     row = rows.get(variant, rows["silent"])
-    return Decimal(str(row.get(resolution, rows["silent"][resolution])))
+    return Decimal(str(row.get(tier, rows["silent"][tier])))
 
 
 def _table(name: str) -> dict[str, Any]:

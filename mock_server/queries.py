@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kling_testkit.spec.document import DESIGN_2026, designs
+from kling_testkit.spec.statuses import STATUSES_2026
 from mock_server.config import Account
 from mock_server.render import status_2026
 from mock_server.store import Store
@@ -118,7 +119,7 @@ def filters(body: dict[str, Any]) -> tuple[set[str] | None, set[str] | None]:
     """The statuses and pack kinds a list keeps (None: all)."""
     statuses: set[str] | None = None
     kinds: set[str] | None = None
-    known = {"submitted", "processing", "succeeded", "failed"}
+    known = set(STATUSES_2026)
     for item in body.get("filters", ()):
         values = set(item["values"])
         if item["key"] == "status":

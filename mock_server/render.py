@@ -9,6 +9,7 @@ from typing import Any
 
 from kling_testkit.pricing import format_units, output_seconds
 from kling_testkit.spec import families
+from kling_testkit.spec.statuses import SUCCEEDED
 from mock_server.tasks import SUBMITTED, SUCCEED, TERMINAL, Task, to_ms
 
 MediaUrl = Callable[[Task, str], str]
@@ -135,11 +136,9 @@ def task(task: Task, now: float, media_url: MediaUrl) -> dict[str, Any]:
 
 # -- the 2026 design ----------------------------------------------------------------------
 
-SUCCEEDED = "succeeded"
-"""The 2026 design's spelling of a task that succeeded (legacy: ``succeed``)."""
-
 
 def status_2026(status: str) -> str:
+    """A status in the 2026 design's spelling (legacy ``succeed`` is ``succeeded`` there)."""
     return SUCCEEDED if status == SUCCEED else status
 
 

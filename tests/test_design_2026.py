@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.credentials import MOCK_API_KEY
-from kling_testkit.spec import families, validate
+from kling_testkit.spec import ContractViolation, families, schema, validate
+from kling_testkit.spec.contents import effective_params
 from kling_testkit.spec.document import DESIGN_2026, designs
 from kling_testkit.webhooks import verify_webhook
 from mock_server import Backend
@@ -153,7 +156,7 @@ def test_an_ak_sk_token_is_refused_on_the_new_design_and_accepted_on_v1(
                 ],
                 "settings": {"resolution": "720p"},
             },
-            "settings.resolution must be '1080p' when settings.audio is 'native'; got '720p'",
+            "settings.resolution must be '1080p' with voice; got '720p'",
         ),
         (
             "image-to-video/kling-2.6",
@@ -517,3 +520,71 @@ def test_callbacks_carry_the_new_shape_signed_the_standard_webhooks_way(
     assert {b["id"] for b in bodies} == {data["id"]}
     assert bodies[-1]["outputs"][0]["type"] == "video"
     assert "task_status" not in bodies[-1]
+
+
+# -- the rules in code and in the schema agree ----------------------------------------------
+
+
+@st.composite
+def loose_bodies(draw: st.DrawFn, family: str) -> dict[str, Any]:
+    """Bodies of the family's form that break its contents rules as often as they keep them."""
+    request = schema(families()[family].request_schema)
+    types = request["properties"]["contents"]["items"]["allOf"][1]["properties"]["type"]["enum"]
+    counts = families()[family].contents["counts"]
+    items = []
+    for kind in types:
+        least, most = counts[kind]
+        # Mostly within the type's own count, so the other rules get to be tried too.
+        number = draw(st.integers(least, most) | st.integers(0, 2))
+        for _ in range(number):
+            if kind == "prompt":
+                items.append(prompt())
+            elif kind in ("element", "voice"):
+                items.append({"type": kind, f"{kind}_id": "x1"})
+            else:
+                items.append({"type": kind, "url": VIDEO if "video" in kind else IMAGE})
+    body: dict[str, Any] = {"contents": draw(st.permutations(items)) or [prompt()]}
+    settings = {}
+    for name, node in request["properties"]["settings"]["properties"].items():
+        if draw(st.booleans()):
+            if node.get("type") == "boolean":
+                choices = [True, False]
+            else:
+                choices = node.get("enum") or [node["minimum"], node["default"], node["maximum"]]
+            settings[name] = draw(st.sampled_from(choices))
+    if settings or draw(st.booleans()):
+        body["settings"] = settings
+    return body
+
+
+@pytest.mark.parametrize("family", sorted(designs(DESIGN_2026)))
+def test_the_schema_states_the_same_contents_rules_as_the_code(family: str) -> None:
+    seen = {True: 0, False: 0}
+
+    # Deterministic, and no deadline: a busy machine must not fail it for its speed.
+    @settings(
+        max_examples=200,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(loose_bodies(family))
+    def agree(body: dict[str, Any]) -> None:
+        name = families()[family].request_schema
+        try:
+            validate(name, body, form_only=True)
+            effective_params(families()[family], body)
+            by_code = True
+        except ContractViolation:
+            by_code = False
+        try:
+            validate(name, body)  # the whole schema, its allOf of rules included
+            by_schema = True
+        except ContractViolation:
+            by_schema = False
+        assert by_code == by_schema, body
+        seen[by_code] += 1
+
+    agree()
+    assert seen[True] and seen[False], seen  # both kinds of body were tried

@@ -93,7 +93,7 @@ def test_server_side_errors_surface_in_the_test(pytester: pytest.Pytester) -> No
     def test_breaks_the_mock(kling_mock_server, kling_mock, kling_client, monkeypatch):
         def explode(*args, **kwargs):
             raise RuntimeError("boom inside the mock")
-        monkeypatch.setattr(kling_mock_server.local.backend, "render", explode)
+        monkeypatch.setattr(kling_mock_server.local.backend, "render_api", explode)
         task = kling_client.text2video("x")
         try:
             kling_client.get_task("text2video", task["task_id"])

@@ -11,7 +11,14 @@ from kling_testkit.spec.document import (
     schema,
 )
 from kling_testkit.spec.rules import check_image, check_request, image_size
-from kling_testkit.spec.statuses import FAILED, PROCESSING, SUBMITTED, SUCCEED, TERMINAL
+from kling_testkit.spec.statuses import (
+    FAILED,
+    PROCESSING,
+    SUBMITTED,
+    SUCCEED,
+    SUCCEEDED,
+    TERMINAL,
+)
 from kling_testkit.spec.validation import ContractViolation, parse_query, validate
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "PROCESSING",
     "SUBMITTED",
     "SUCCEED",
+    "SUCCEEDED",
     "TERMINAL",
     "ContractViolation",
     "Family",

@@ -9,6 +9,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from kling_testkit.spec.contents_schema import rules_schema
+
 SPEC_URI = "urn:kling-testkit:openapi"
 LEGACY = "legacy"
 """The ``/v1`` design: ``model_name`` in the body, AK/SK tokens or an API key."""
@@ -21,7 +23,23 @@ def openapi() -> dict[str, Any]:
     """Return the parsed OpenAPI 3.1 document shipped with the package (read once)."""
     text = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
+    _state_contents_rules(doc)
     return doc
+
+
+def _state_contents_rules(doc: dict[str, Any]) -> None:
+    """Add each 2026 family's contents rules to its request schema (see
+    :mod:`kling_testkit.spec.contents_schema`): written once, as the family's data."""
+    schemas = doc["components"]["schemas"]
+    for item in doc["paths"].values():
+        meta = item.get("post", {}).get("x-kling-family", {})
+        if meta.get("design") != DESIGN_2026:
+            continue
+        ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        request = schemas[ref.rsplit("/", 1)[-1]]
+        settings = request["properties"].get("settings", {}).get("properties", {})
+        defaults = {k: v["default"] for k, v in settings.items() if "default" in v}
+        request["allOf"] = rules_schema(meta.get("contents", {}), defaults)
 
 
 @dataclass(frozen=True)

@@ -79,9 +79,12 @@ def check_request(family: str, body: object) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
     _check_unicode(body)
-    validate(schema_name, body)
     if found.design == DESIGN_2026:  # contents[], settings{}, options{}: flattened
-        return effective_params(found, body)
+        validate(schema_name, body, form_only=True)  # the rules: with messages, in code
+        params = effective_params(found, body)
+        validate(schema_name, body)  # the same rules in the schema: never fails after them
+        return params
+    validate(schema_name, body)
     _check_decimals(schema_name, body)
     _check_references(schema_name, body)
     documented = _defaults(schema_name)  # read only: copied into params below

@@ -25,3 +25,9 @@ RANK: dict[str, int] = {SUBMITTED: 0, PROCESSING: 1, SUCCEED: 2, FAILED: 2}
 
 if len(_STATUSES) != len(RANK):
     raise RuntimeError(f"TaskStatus must list exactly {len(RANK)} statuses; got {_STATUSES}")
+
+_STATUSES_2026: list[str] = schema("TaskStatusV2")["enum"]
+STATUSES_2026: tuple[str, ...] = tuple(_STATUSES_2026)
+"""The 2026 design's statuses, in lifecycle order: the same as legacy but for the success."""
+SUCCEEDED: str = _STATUSES_2026[2]
+"""The 2026 design's spelling of :data:`SUCCEED`."""
