@@ -152,7 +152,7 @@ class KlingClient:
         The 2026 design's paths take an API key only; the legacy ones a token when there is a
         pair to sign it with, else the API key.
         """
-        if _is_2026_path(path):
+        if is_2026_path(path):
             if not self.credentials.api_key:
                 raise CredentialsError(
                     f"{path} is a 2026-design endpoint: it takes an API key only (an access key "
@@ -574,8 +574,9 @@ def _paths_2026() -> tuple[str, ...]:
     return tuple(p for f in designs(DESIGN_2026).values() for p in f.paths)
 
 
-def _is_2026_path(path: str) -> bool:
-    """Whether ``path`` (query string allowed) is an endpoint of the 2026 design."""
+def is_2026_path(path: str) -> bool:
+    """Whether ``path`` (a query string allowed) is an endpoint of the 2026 design: ``/tasks``
+    or a model's create path (aliases included). Those take an API key only."""
     bare = path.split("?", 1)[0].rstrip("/")
     return bare == TASKS_PATH or any(bare == p or bare.startswith(f"{p}/") for p in _paths_2026())
 
