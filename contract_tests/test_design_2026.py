@@ -23,6 +23,7 @@ from kling_testkit.image_bytes import png_bytes
 from kling_testkit.pricing import format_units
 from kling_testkit.spec import families
 from kling_testkit.spec.document import DESIGN_2026, designs
+from kling_testkit.spec.statuses import RANK_2026, SUBMITTED, SUCCEEDED
 
 T2V = "text-to-video/kling-2.5-turbo"  # the cheapest text-to-video: 0.3 u/s, 1.5 units for 5 s
 I2V = "image-to-video/kling-2.5-turbo"  # the cheapest image-to-video, as much
@@ -39,7 +40,6 @@ CHEAPEST: dict[str, dict[str, Any]] = {
 }
 TIMEOUT = 1200.0  # real seconds a video may take on a target that is not a mock
 UNKNOWN_ID = "000000000000000001"
-SUCCEEDED = "succeeded"
 NEITHER = "task_ids or external_task_ids is required"
 
 
@@ -56,7 +56,7 @@ def _create(target: Target, family: str, external: str | None = None) -> tuple[s
         body["options"] = {"external_task_id": external}
     price = target.spender.reserve(family, body)
     created = target.api.post(families()[family].path, body).data
-    assert created["status"] == "submitted", created
+    assert created["status"] == SUBMITTED, created
     assert created["external_id"] == (external or ""), created
     return str(created["id"]), price
 
@@ -151,8 +151,7 @@ def test_a_task_runs_to_succeeded_with_outputs_billing_and_media(
     task_id, price = _create(keyed, family, external)
     done = keyed.wait_for_2026(task_id, TIMEOUT)
     seen = done.pop("_seen")
-    order = ["submitted", "processing", SUCCEEDED]
-    ranks = [order.index(s) if s in order else 3 for s in seen]
+    ranks = [RANK_2026[s] for s in seen]
     assert ranks == sorted(ranks), f"status went backwards: {seen}"
     assert done["status"] == SUCCEEDED, f"task ended {done['status']}: {done['message']!r}"
     assert done["external_id"] == external
@@ -178,7 +177,7 @@ def test_tasks_are_found_by_ids_in_order_and_walked_by_cursor(keyed: Target) -> 
     asked = f"{second},{UNKNOWN_ID},{first}"
     found = keyed.api.get("/tasks", params={"task_ids": asked}).data
     assert [t["id"] for t in found] == [second, first], "not in the order asked"
-    assert {t["status"] for t in found} <= {"submitted", "processing", SUCCEEDED, "failed"}
+    assert {t["status"] for t in found} <= set(RANK_2026)
     times = [t["create_time"] for t in found]
     walked: list[str] = []
     # A window around the two creates (a second either side), walked one task per page.

@@ -45,17 +45,13 @@ from kling_testkit.errors import (
     error_class,
 )
 from kling_testkit.retry import RetryPolicy
-from kling_testkit.spec import FAILED, TERMINAL, Family, families, schema
+from kling_testkit.spec import FAILED, TERMINAL, Family, families
 from kling_testkit.spec.document import DESIGN_2026, designs
+from kling_testkit.spec.statuses import TERMINAL_2026
 
 TERMINAL_STATUSES = TERMINAL
 """The statuses ``wait`` stops at on the legacy design (the contract's terminal ones)."""
-_STATUSES_2026: list[str] = schema("TaskStatusV2")["enum"]
-SUCCEEDED_2026 = _STATUSES_2026[2]
-"""The 2026 design's success status (``"succeeded"``; the legacy design says ``"succeed"``)."""
-FAILED_2026 = _STATUSES_2026[3]
-"""The 2026 design's failure status."""
-TERMINAL_STATUSES_2026 = frozenset({SUCCEEDED_2026, FAILED_2026})
+TERMINAL_STATUSES_2026 = TERMINAL_2026
 """The statuses ``wait`` stops at on the 2026 design."""
 TASKS_PATH = "/tasks"
 """The 2026 design's query (``GET``) and list (``POST``) endpoint."""
@@ -510,9 +506,7 @@ class KlingClient:
         """
         new = self._is_2026(family)
         id_key, status_key = ("id", "status") if new else ("task_id", "task_status")
-        failed, terminal = (
-            (FAILED_2026, TERMINAL_STATUSES_2026) if new else (FAILED, TERMINAL_STATUSES)
-        )
+        failed, terminal = (FAILED, TERMINAL_STATUSES_2026) if new else (FAILED, TERMINAL_STATUSES)
         task_id = task if isinstance(task, str) else str(task[id_key])
         deadline = self._clock() + timeout
         interval = poll_interval
