@@ -62,6 +62,11 @@ def _succeeded(req: Request, status: int, body: Any) -> tuple[int, str, str]:
     return _json(status, _walk(body, lambda k, v: "succeeded" if v == "succeed" else v))
 
 
+@rewrite("succeed-2026")
+def _succeed_2026(req: Request, status: int, body: Any) -> tuple[int, str, str]:
+    return _json(status, _walk(body, lambda k, v: "succeed" if v == "succeeded" else v))
+
+
 @rewrite("duration-number")
 def _duration_number(req: Request, status: int, body: Any) -> tuple[int, str, str]:
     def change(key: str, value: Any) -> Any:
@@ -188,6 +193,7 @@ def test_the_suite_holds_against_a_mock_reached_over_http(
         ("no-request-id", "request_id: request_id is required"),
         ("succeeded", "data.task_status must be one of"),
         ("duration-number", "duration must be of type string"),
+        ("succeed-2026", "data[0].status must be one of"),
         ("no-data", "data: data is required"),
         ("html-502", "Content-Type: application/json; got 'text/html"),
     ],
