@@ -4,6 +4,11 @@ Run it with ``kling-testkit contract`` or ``pytest --pyargs contract_tests`` (wi
 plugin's ``--kling-base-url`` and ``--kling-max-units``). Every answer is checked against the
 OpenAPI document; free checks always run; paid checks run on a mock (its units are not money) and
 on any other target only within the unit budget, cheapest first.
+
+Both designs are checked: the legacy ``/v1`` one with a JWT signed from the access key and secret
+key, the 2026 one (the model in the path, ``/tasks``) with the API key, which a target that is
+not a mock must be given (``$KLING_TESTKIT_API_KEY``; ``kling-testkit contract`` passes
+``$KLING_API_KEY`` on): without it the 2026 checks are skipped, saying so.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ import requests
 from kling_testkit.audit import add, offending, read
 from kling_testkit.auth import bearer, sign_token
 from kling_testkit.budget import Budget
+from kling_testkit.client import TERMINAL_STATUSES_2026, is_2026_path
 from kling_testkit.contract import Violation, check_answer
 from kling_testkit.credentials import Credentials
+from kling_testkit.pricing import format_units
 from kling_testkit.pytest_plugin import KlingTarget
 from kling_testkit.spec.statuses import TERMINAL
 
+API_KEY_VAR = "KLING_TESTKIT_API_KEY"
+"""Where the 2026 checks find the API key of a target that is not a mock."""
 REPORT_VAR = "KLING_CONTRACT_REPORT"
 """Where the runner wants the JSON report (outcomes, skip reasons, units spent)."""
 
@@ -84,7 +93,18 @@ class Api:
         self.session = requests.Session()
         self.session.trust_env = False
 
-    def auth(self) -> dict[str, str]:
+    def auth(self, path: str = "") -> dict[str, str]:
+        """The API key on a 2026-design path; elsewhere a fresh JWT when there is a pair to
+        sign it with, else the API key (the legacy design takes either)."""
+        if is_2026_path(path) or not self.credentials.has_pair:
+            return bearer(self.credentials.api_key)
+        return bearer(sign_token(self.credentials))
+
+    def token(self) -> dict[str, str]:
+        """A JWT signed from the access key and secret key (a check of the legacy auth, or of
+        its refusal on the 2026 design); skips when the target was given no pair."""
+        if not self.credentials.has_pair:
+            pytest.skip("needs an access key and secret key ($KLING_TESTKIT_ACCESS_KEY, ...)")
         return bearer(sign_token(self.credentials))
 
     def call(
@@ -97,7 +117,7 @@ class Api:
         headers: Mapping[str, str] | None = None,
         authed: bool = True,
     ) -> Answer:
-        sent = {**(self.auth() if authed else {}), **(headers or {})}
+        sent = {**(self.auth(path) if authed else {}), **(headers or {})}
         response = self.session.request(
             method,
             f"{self.base_url}{path}",
@@ -176,6 +196,39 @@ class Target:
     @property
     def is_mock(self) -> bool:
         return self.mock is not None
+
+    def require_api_key(self) -> None:
+        """Skip a 2026-design check when the target is not a mock and was given no API key."""
+        if not self.is_mock and not os.environ.get(API_KEY_VAR):
+            pytest.skip(
+                f"2026-design check: needs the target's API key (${API_KEY_VAR}, or "
+                "$KLING_API_KEY with kling-testkit contract)"
+            )
+        if not self.api.credentials.api_key:
+            pytest.fail("the mock's first account has no api_key: the 2026 design needs one")
+
+    def wait_for_2026(self, task_id: str, family_timeout: float) -> dict[str, Any]:
+        """Poll a 2026 task through ``GET /tasks?task_ids=`` until it ends (as
+        :meth:`wait_for`: the mock's clock moved, or real time up to a deadline)."""
+        seen: list[str] = []
+        deadline = time.monotonic() + family_timeout
+        interval = 2.0
+        while True:
+            found = self.api.get("/tasks", params={"task_ids": task_id}).data
+            assert [t["id"] for t in found] == [task_id], f"GET /tasks lost {task_id}: {found}"
+            task: dict[str, Any] = found[0]
+            seen.append(task["status"])
+            if task["status"] in TERMINAL_STATUSES_2026:
+                task["_seen"] = seen
+                return task
+            if self.mock is not None:
+                self.mock.clock.advance(30)
+                continue
+            if time.monotonic() > deadline:
+                pytest.fail(f"task {task_id} still {task['status']} after {family_timeout} s")
+            # Real I/O on a target without a clock to drive; bounded by the deadline above.
+            time.sleep(interval)
+            interval = min(interval * 1.5, 15.0)
 
     def wait_for(self, path: str, task_id: str, family_timeout: float) -> dict[str, Any]:
         """Poll a task until it ends: on a mock by moving its clock, else in real time with a
@@ -280,7 +333,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     spent = sum((s.spent for s in _spenders.values()), Decimal(0))
     real = any(s.real for s in _spenders.values())
     with open(path, "w", encoding="utf-8") as out:
-        summary = {"checks": _outcomes, "units_spent": str(spent), "real": real}
+        summary = {"checks": _outcomes, "units_spent": format_units(spent), "real": real}
         if _audit:  # the target was a mock
             summary["audit"] = _audit
         json.dump(summary, out, indent=1)

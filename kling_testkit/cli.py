@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from kling_testkit.audit import add_audit_arguments, format_report, offending
-from kling_testkit.credentials import ACCESS_KEY_VAR, SECRET_KEY_VAR
+from kling_testkit.credentials import ACCESS_KEY_VAR, API_KEY_VAR, SECRET_KEY_VAR
 
 TESTKIT_ACCESS_VAR = "KLING_TESTKIT_ACCESS_KEY"
 TESTKIT_SECRET_VAR = "KLING_TESTKIT_SECRET_KEY"
+TESTKIT_API_KEY_VAR = "KLING_TESTKIT_API_KEY"
 
 
 def _units(text: str) -> float:
@@ -66,6 +67,8 @@ def _target_env(base_url: str | None) -> dict[str, str]:
     if base_url and ACCESS_KEY_VAR in env and SECRET_KEY_VAR in env:
         env.setdefault(TESTKIT_ACCESS_VAR, env[ACCESS_KEY_VAR])
         env.setdefault(TESTKIT_SECRET_VAR, env[SECRET_KEY_VAR])
+    if base_url and env.get(API_KEY_VAR):
+        env.setdefault(TESTKIT_API_KEY_VAR, env[API_KEY_VAR])
     return env
 
 

@@ -10,7 +10,8 @@ class KlingError(Exception):
 
 
 class CredentialsError(KlingError):
-    """Raised by the client when no access key and secret key can be found."""
+    """Keys are missing or unusable: none found, half an access key/secret key pair, or no API
+    key for a 2026-design endpoint (raised before anything is sent)."""
 
 
 class ApiError(KlingError):
@@ -71,7 +72,9 @@ class TaskFailed(KlingError):
     """Raised by ``wait`` when the task ends ``failed``; ``task`` is its last task object."""
 
     def __init__(self, task: dict[str, object]) -> None:
-        super().__init__(f"task {task.get('task_id')} failed: {task.get('task_status_msg')}")
+        task_id = task.get("task_id", task.get("id"))  # the legacy or the 2026 task object
+        reason = task.get("task_status_msg", task.get("message"))
+        super().__init__(f"task {task_id} failed: {reason}")
         self.task = task
 
 

@@ -4,7 +4,7 @@ Only pytest is imported here at module level: the mock, the client and their dep
 inside the fixtures, so a test run that uses none of them pays nothing.
 
 Safe by default: the fixtures never read the production client's variables (``KLING_BASE_URL``,
-``KLING_ACCESS_KEY``, ``KLING_SECRET_KEY``). Only ``--kling-base-url`` or
+``KLING_ACCESS_KEY``, ``KLING_SECRET_KEY``, ``KLING_API_KEY``). Only ``--kling-base-url`` or
 ``$KLING_TESTKIT_BASE_URL`` selects another target; a target without ``/__mock`` is treated as
 the real API, where paid calls need ``--kling-max-units N`` (default 0).
 
@@ -14,6 +14,11 @@ the real API, where paid calls need ``--kling-max-units N`` (default 0).
   gives fresh state anywhere, Hypothesis examples included;
 - ``kling_mock`` (function): a :class:`~kling_testkit.control.MockControl` on fresh state;
 - ``kling_base_url``, ``kling_credentials``, ``kling_client`` (function), fresh per test too.
+
+Both API designs work through the fixtures: ``kling_credentials`` carries the mock account's
+access key and secret key (legacy ``/v1``) and its API key (the 2026 design, e.g.
+``kling_client.create_task("text-to-video/kling-3.0", {...})``); on a real target they come from
+``$KLING_TESTKIT_ACCESS_KEY``/``$KLING_TESTKIT_SECRET_KEY`` and ``$KLING_TESTKIT_API_KEY``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ MAX_UNITS_OPTION = "--kling-max-units"
 MAX_UNITS_VAR = "KLING_TESTKIT_MAX_UNITS"
 ACCESS_KEY_VAR = "KLING_TESTKIT_ACCESS_KEY"
 SECRET_KEY_VAR = "KLING_TESTKIT_SECRET_KEY"
+API_KEY_VAR = "KLING_TESTKIT_API_KEY"
 CONFIG_INI = "kling_mock_config"
 MARKER = "kling_config"
 AUDIT_MARKER = "kling_audit"
@@ -127,9 +133,14 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 def _mock_credentials() -> Credentials:
-    from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
+    from kling_testkit.credentials import (
+        MOCK_ACCESS_KEY,
+        MOCK_API_KEY,
+        MOCK_SECRET_KEY,
+        Credentials,
+    )
 
-    return Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY)
+    return Credentials(MOCK_ACCESS_KEY, MOCK_SECRET_KEY, MOCK_API_KEY)
 
 
 class KlingTarget:
@@ -277,10 +288,15 @@ def _max_units(config: pytest.Config) -> float:
 
 
 def _remote_credentials() -> Credentials | None:
+    """The keys for a target named by URL: ``$KLING_TESTKIT_ACCESS_KEY`` with
+    ``$KLING_TESTKIT_SECRET_KEY`` (both, or neither counts) and ``$KLING_TESTKIT_API_KEY``."""
     from kling_testkit.credentials import Credentials
 
     access, secret = os.environ.get(ACCESS_KEY_VAR, ""), os.environ.get(SECRET_KEY_VAR, "")
-    return Credentials(access, secret) if access and secret else None
+    api_key = os.environ.get(API_KEY_VAR, "").strip()
+    if not (access and secret):
+        access = secret = ""
+    return Credentials(access, secret, api_key) if access or api_key else None
 
 
 @pytest.fixture(scope="session")
@@ -342,7 +358,9 @@ def kling_mock_server(
             local.base_url,
             None,
             local,
-            credentials=Credentials(first["access_key"], first["secret_key"]),
+            credentials=Credentials(
+                first["access_key"], first["secret_key"], first.get("api_key") or ""
+            ),
         )
         target.control = MockControl(local.base_url, session=target.session())
         target.control.clock = InProcessClock(target.control, local)  # no round trip
@@ -403,10 +421,14 @@ def kling_base_url(kling_mock_server: KlingTarget, _kling_state: MockControl | N
 
 @pytest.fixture
 def kling_credentials(kling_mock_server: KlingTarget) -> Credentials:
-    """The mock's keys (its first account); on a real target ``$KLING_TESTKIT_ACCESS_KEY`` and
-    ``$KLING_TESTKIT_SECRET_KEY`` (never the production ``KLING_*`` variables)."""
+    """The mock's keys (its first account: access key, secret key and API key); on a real
+    target ``$KLING_TESTKIT_ACCESS_KEY`` and ``$KLING_TESTKIT_SECRET_KEY``, and
+    ``$KLING_TESTKIT_API_KEY`` for the 2026 design (never the production ``KLING_*``
+    variables)."""
     if not kling_mock_server.is_mock and _remote_credentials() is None:
-        pytest.skip(f"a real target needs ${ACCESS_KEY_VAR} and ${SECRET_KEY_VAR}")
+        pytest.skip(
+            f"a real target needs ${API_KEY_VAR}, or ${ACCESS_KEY_VAR} and ${SECRET_KEY_VAR}"
+        )
     return kling_mock_server.credentials
 
 

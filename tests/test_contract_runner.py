@@ -62,6 +62,11 @@ def _succeeded(req: Request, status: int, body: Any) -> tuple[int, str, str]:
     return _json(status, _walk(body, lambda k, v: "succeeded" if v == "succeed" else v))
 
 
+@rewrite("succeed-2026")
+def _succeed_2026(req: Request, status: int, body: Any) -> tuple[int, str, str]:
+    return _json(status, _walk(body, lambda k, v: "succeed" if v == "succeeded" else v))
+
+
 @rewrite("duration-number")
 def _duration_number(req: Request, status: int, body: Any) -> tuple[int, str, str]:
     def change(key: str, value: Any) -> Any:
@@ -91,6 +96,7 @@ class Proxy:
     def __init__(self, upstream: str, mode: str, real: bool, hide: str | None = None) -> None:
         self.upstream, self.mode, self.real, self.hide = upstream, mode, real, hide
         self.posts = 0
+        self.sent: list[str] = []  # "METHOD /path" of each API request (not /__mock)
         self.session = requests.Session()
         self.session.trust_env = False
 
@@ -103,6 +109,8 @@ class Proxy:
             )
         if req.method == "POST" and not req.path.startswith("/__mock"):
             self.posts += 1
+        if not req.path.startswith("/__mock"):
+            self.sent.append(f"{req.method} {req.path}")
         headers = {
             k: v for k, v in req.headers.items() if k.lower() not in ("host", "content-length")
         }
@@ -185,6 +193,7 @@ def test_the_suite_holds_against_a_mock_reached_over_http(
         ("no-request-id", "request_id: request_id is required"),
         ("succeeded", "data.task_status must be one of"),
         ("duration-number", "duration must be of type string"),
+        ("succeed-2026", "data[0].status must be one of"),
         ("no-data", "data: data is required"),
         ("html-502", "Content-Type: application/json; got 'text/html"),
     ],
@@ -217,6 +226,46 @@ def test_with_a_budget_paid_checks_run_and_stay_within_it(
     assert code == 0, out[-3000:]
     spent = float(re.search(r"units spent: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     assert 0 < spent <= 4 and found.posts > 0
+
+
+def test_a_real_looking_target_with_an_api_key_gets_the_2026_checks_within_budget(
+    proxy: Callable[..., tuple[str, Proxy]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kling_testkit.credentials import MOCK_API_KEY
+
+    monkeypatch.setenv("KLING_API_KEY", MOCK_API_KEY)  # the runner passes it to the suite
+    url, found = proxy("faithful", real=True)
+    only = ("--", "-k", "test_design_2026")
+    code, out, _ = run_contract(url, *only, tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    creates = [s for s in found.sent if s.startswith("POST /") and s != "POST /tasks"]
+    assert creates == [] and "GET /tasks" in found.sent and "POST /tasks" in found.sent
+    assert "raise --max-units" in out and "units spent: 0" in out
+    assert "needs the target's API key" not in out
+    found.sent.clear()
+    code, out, _ = run_contract(url, "--max-units", "3", *only, tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    spent = float(re.search(r"units spent: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    assert spent == 3  # both 1.5-unit lifecycles; the 3-unit walk no longer fits
+    creates = [s for s in found.sent if s.startswith("POST /") and s != "POST /tasks"]
+    assert sorted(creates) == [
+        "POST /image-to-video/kling-2.5-turbo",
+        "POST /text-to-video/kling-2.5-turbo",
+    ]
+    assert re.search(r"skipped 1: paid check: needs 1\.5 units, 0(\.0)? left", out), out[-1500:]
+
+
+def test_without_an_api_key_a_real_target_skips_the_2026_checks(
+    proxy: Callable[..., tuple[str, Proxy]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KLING_API_KEY", "KLING_TESTKIT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    url, found = proxy("faithful", real=True)
+    code, out, _ = run_contract(url, "--", "-k", "test_design_2026", tmp=tmp_path)
+    assert code == 0, out[-3000:]
+    assert re.search(r"checked (\d+): 0 held, 0 broken, \1 skipped", out), out[-1500:]
+    assert "needs the target's API key ($KLING_TESTKIT_API_KEY" in out
+    assert found.sent == []
 
 
 def test_drift_is_quiet_against_a_faithful_target(proxy: Callable[..., tuple[str, Proxy]]) -> None:
@@ -297,7 +346,9 @@ def test_against_a_mock_the_summary_shows_the_suites_own_audit(tmp_path: Path) -
 def test_the_audit_of_an_in_process_mock_is_in_the_summary(tmp_path: Path) -> None:
     code, out, _ = run_contract(None, "--fail-on-audit", tmp=tmp_path)
     assert code == 0, out[-3000:]
-    assert out.rstrip().endswith("units spent: 4 (mock units, no money)\naudit: clean"), out[-800:]
+    # 4 units of legacy checks, 6 of the 2026 design's (two 1.5-unit lifecycles, two 1.5-unit
+    # tasks to query and walk).
+    assert out.rstrip().endswith("units spent: 10 (mock units, no money)\naudit: clean"), out[-800:]
 
 
 def test_a_mock_without_an_audit_is_checked_as_before(

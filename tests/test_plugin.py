@@ -138,6 +138,34 @@ def test_base_url_option_points_the_fixtures_elsewhere(
     run(pytester, source, f"--kling-base-url={served_mock}").assert_outcomes(passed=1)
 
 
+DESIGN_2026 = """
+from kling_testkit.credentials import MOCK_API_KEY
+from mock_server.media import mp4_duration_seconds
+
+def test_the_2026_design(kling_mock, kling_credentials, kling_client, tmp_path):
+    assert kling_credentials.api_key == MOCK_API_KEY and kling_credentials.has_pair
+    assert kling_client.credentials == kling_credentials
+    body = {"contents": [{"type": "prompt", "text": "a red fox in snow"}]}
+    task = kling_client.create_task("text-to-video/kling-3.0", body)
+    done = kling_client.wait("text-to-video/kling-3.0", task)  # moves the mock's clock
+    assert done["status"] == "succeeded"
+    assert [t["id"] for t in kling_client.iter_tasks()] == [task["id"]]
+    kling_client.download(done["outputs"][0], tmp_path / "fox.mp4")
+    assert mp4_duration_seconds((tmp_path / "fox.mp4").read_bytes()) > 4
+    assert len(kling_mock.requests(path="/tasks")) >= 2
+"""
+
+
+def test_the_fixtures_open_the_2026_design(pytester: pytest.Pytester) -> None:
+    run(pytester, DESIGN_2026).assert_outcomes(passed=1)
+
+
+def test_the_fixtures_open_the_2026_design_of_a_served_mock(
+    pytester: pytest.Pytester, served_mock: str
+) -> None:
+    run(pytester, DESIGN_2026, f"--kling-base-url={served_mock}").assert_outcomes(passed=1)
+
+
 def test_kling_mock_skips_when_the_target_is_not_a_mock(pytester: pytest.Pytester) -> None:
     source = """
     def test_needs_mock(kling_mock):
@@ -167,10 +195,12 @@ class StandIn:
 
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.authorizations: list[str] = []  # secrets: compare them, never show them
         self.url = ""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         self.requests.append(f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}")
+        self.authorizations.append(environ.get("HTTP_AUTHORIZATION", ""))
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b'{"code": 0, "message": "SUCCEED", "request_id": "r", "data": []}']
 
@@ -217,6 +247,7 @@ def test_the_production_variables_reach_nothing(
     monkeypatch.setenv("KLING_BASE_URL", stand_in.url)
     monkeypatch.setenv("KLING_ACCESS_KEY", "prod-access-key")
     monkeypatch.setenv("KLING_SECRET_KEY", "prod-secret-key-0123456789abcdef0123456789")
+    monkeypatch.setenv("KLING_API_KEY", "api-key-kling-production-0123456789abcdef0123456789")
     run(pytester, DOWNSTREAM).assert_outcomes(passed=4)
     assert stand_in.requests == []
 
@@ -275,6 +306,52 @@ def test_a_real_target_gets_no_paid_call_without_a_budget(
     result.stdout.fnmatch_lines(["*needs a mock target*--kling-base-url*"])
     assert [r for r in stand_in.requests if r.startswith("POST")] == []
     assert "GET /v1/videos/text2video" in stand_in.requests
+
+
+def test_a_real_target_with_only_an_api_key_gets_it_on_both_designs(
+    pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "api-key-kling-sandbox-0123456789abcdef0123456789abcdef"
+    for name in ("KLING_TESTKIT_ACCESS_KEY", "KLING_TESTKIT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KLING_TESTKIT_API_KEY", key)
+    source = """
+    import pytest
+    from kling_testkit.budget import BudgetExceeded
+
+    def test_keys(kling_credentials, kling_client):
+        assert kling_credentials.api_key and not kling_credentials.has_pair
+        assert kling_client.credentials == kling_credentials
+
+    def test_free(kling_client):
+        assert kling_client.query_tasks(task_ids=["123456789012345678"]) == []
+        assert kling_client.list_tasks("text2video") == []
+
+    def test_paid(kling_client):
+        with pytest.raises(BudgetExceeded):
+            kling_client.create_task(
+                "text-to-video/kling-3.0", {"contents": [{"type": "prompt", "text": "x"}]}
+            )
+    """
+    run(pytester, source, f"--kling-base-url={stand_in.url}").assert_outcomes(passed=3)
+    sent = [(r, a) for r, a in zip(stand_in.requests, stand_in.authorizations, strict=True)]
+    api = [(r, a == f"Bearer {key}") for r, a in sent if not r.startswith("GET /__mock")]
+    assert api == [("GET /tasks", True), ("GET /v1/videos/text2video", True)]
+
+
+def test_a_real_target_without_keys_skips_the_credentials(
+    pytester: pytest.Pytester, stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KLING_TESTKIT_ACCESS_KEY", "KLING_TESTKIT_SECRET_KEY", "KLING_TESTKIT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    source = """
+    def test_needs_keys(kling_client):
+        pass
+    """
+    result = run(pytester, source, f"--kling-base-url={stand_in.url}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs $KLING_TESTKIT_API_KEY, or $KLING_TESTKIT_ACCESS_KEY*"])
+    assert stand_in.requests == ["GET /__mock/health"]  # only the probe: is it a mock?
 
 
 def test_a_budget_allows_that_many_units(

@@ -30,4 +30,18 @@ _STATUSES_2026: list[str] = schema("TaskStatusV2")["enum"]
 STATUSES_2026: tuple[str, ...] = tuple(_STATUSES_2026)
 """The 2026 design's statuses, in lifecycle order: the same as legacy but for the success."""
 SUCCEEDED: str = _STATUSES_2026[2]
-"""The 2026 design's spelling of :data:`SUCCEED`."""
+"""The 2026 design's success status (``"succeeded"``; the legacy design says ``SUCCEED``)."""
+TERMINAL_2026: frozenset[str] = frozenset({SUCCEEDED, _STATUSES_2026[3]})
+"""The statuses a 2026-design task never leaves."""
+RANK_2026: dict[str, int] = {
+    _STATUSES_2026[0]: 0,
+    _STATUSES_2026[1]: 1,
+    SUCCEEDED: 2,
+    _STATUSES_2026[3]: 2,
+}
+"""Position along the 2026 lifecycle (``submitted``, ``processing``, then an end)."""
+
+if _STATUSES_2026[0] != SUBMITTED or _STATUSES_2026[1] != PROCESSING or _STATUSES_2026[3] != FAILED:
+    raise RuntimeError(
+        f"TaskStatusV2 must differ from TaskStatus in success only; {_STATUSES_2026}"
+    )
