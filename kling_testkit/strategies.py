@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 
 from kling_testkit.image_bytes import jpeg_bytes, png_bytes
 from kling_testkit.spec import ContractViolation, check_request, families, field, schema
-from kling_testkit.spec.document import alternatives, exclusions, requirements, resolve
+from kling_testkit.spec.document import DESIGN_2026, alternatives, exclusions, requirements, resolve
 from kling_testkit.spec.validation import field_path
 
 __all__ = [
@@ -63,7 +63,8 @@ class InvalidRequest:
 
     ``field`` names the broken field as :func:`check_request` reports it (``"prompt"``,
     ``"camera_control.config.pan"``); ``rule`` is one of ``maxLength``, ``enum``, ``type``,
-    ``range``, ``unknown_field``, ``required``, ``pattern``.
+    ``range``, ``unknown_field``, ``required``, ``pattern``, or for a family of the 2026 design
+    a rule of its ``x-kling-family.contents`` (:class:`kling_testkit.strategies_2026.Violation`).
     """
 
     body: Body
@@ -437,15 +438,40 @@ def requests(family: str, *, models: Sequence[str] | None = None) -> st.SearchSt
     the document's conditionals ask for. ``models`` restricts ``model_name`` (then always
     present). A family that names an earlier video (``video_id``) gets a made-up id: the mock
     answers it with 400/1201 "From video not found" unless the id is one it made.
+
+    A family of the 2026 design (the model in its path) gets ``contents``, ``settings`` and
+    ``options`` that keep its ``x-kling-family.contents`` rules
+    (:mod:`kling_testkit.strategies_2026`); ``models`` is refused for it.
     """
+    if _is_2026(family):
+        if models is not None:
+            raise InvalidArgument(f"{family} takes its model from its path; models is refused")
+        from kling_testkit import strategies_2026
+
+        return strategies_2026.valid_requests(family)
     return _valid(family, models)
 
 
 def invalid_requests(family: str) -> st.SearchStrategy[InvalidRequest]:
-    """Return a strategy of :class:`InvalidRequest`: a valid body of ``family``, one rule broken."""
+    """Return a strategy of :class:`InvalidRequest`: a valid body of ``family``, one rule broken.
+
+    For a family of the 2026 design the broken rule is one of its schema's or one of its
+    ``x-kling-family.contents`` (``counts``, ``needs``, ``unique``, ``requires``, ``excludes``,
+    ``max_total``, ``settings``).
+    """
     if family not in families():
         raise InvalidArgument(f"unknown family {family!r}; known: {', '.join(families())}")
+    if _is_2026(family):
+        from kling_testkit import strategies_2026
+
+        return strategies_2026.invalid_requests(family)
     return _invalid(family)
+
+
+def _is_2026(family: str) -> bool:
+    if family not in families():
+        raise InvalidArgument(f"unknown family {family!r}; known: {', '.join(families())}")
+    return families()[family].design == DESIGN_2026
 
 
 def text2video_requests(*, models: Sequence[str] | None = None) -> st.SearchStrategy[Body]:

@@ -122,6 +122,8 @@ def unpriced(family: str, bodies: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+# The 2026 families (price rule per_second) have no model_name, mode or sound to walk: their
+# per-second prices are checked by tests/test_design_2026.py and tests/test_families.py.
 VIDEO_FAMILIES = sorted(name for name, f in families().items() if f.price["rule"] == "video")
 IMAGE_FAMILIES = sorted(name for name, f in families().items() if f.price["rule"] == "image")
 

@@ -11,6 +11,7 @@ threads) stay in their own modules on one family: the mechanism is the same for 
 from __future__ import annotations
 
 import io
+import json
 import wave
 from collections.abc import Callable
 from typing import Any
@@ -24,16 +25,37 @@ from mutagen.mp3 import MP3  # type: ignore[import-untyped]
 from kling_testkit.pricing import format_units, pack_kind, units
 from kling_testkit.spec import check_request, families, validate
 from mock_server import Backend
-from mock_server.media import mp4_duration_seconds, png_size
+from mock_server.media import mp4_duration_seconds, png_size, shipped_videos
 from tests.conftest import CREDS, Receiver, wait_callbacks
-from tests.families import FAMILIES, advance, body_for, create, example, parent_field, put, query
+from tests.families import (
+    FAMILIES,
+    KEY,
+    advance,
+    body_for,
+    by_external_id,
+    charged,
+    create,
+    example,
+    external_id,
+    ident,
+    is_2026,
+    message,
+    pages,
+    parent_field,
+    parent_video,
+    put,
+    query,
+    results,
+    status,
+)
 
 LATE = 3600.0  # seconds after which every task of the default timings has ended
+FINAL = {"submitted": False, "processing": False, "succeed": True, "failed": True}
 
 
-def ended(client: FlaskClient, auth: dict[str, str], family: str, task_id: str) -> Any:
+def ended(client: FlaskClient, family: str, task_id: str) -> Any:
     advance(client, LATE)
-    return query(client, auth, family, task_id)
+    return query(client, KEY, family, task_id)
 
 
 def fetch(client: FlaskClient, url: str) -> Any:
@@ -45,14 +67,21 @@ def urls(result: dict[str, Any]) -> list[str]:
     return [v for items in result.values() for item in items for k, v in item.items() if "url" in k]
 
 
+def shipped_seconds(duration: str) -> float:
+    """The length of the MP4 the mock serves for a video of ``duration`` seconds: it ships a few
+    lengths (5 s and 10 s) and serves the nearest, so a 7 s video plays 5 s."""
+    lengths = {float(seconds) for _, seconds in shipped_videos()}
+    return min(lengths, key=lambda seconds: abs(seconds - float(duration)))
+
+
 @pytest.mark.both_stores
 @pytest.mark.parametrize("family", FAMILIES)
 def test_task_moves_through_its_timeline_and_ends_with_results_of_its_kinds(
-    client: FlaskClient, auth: dict[str, str], backend: Backend, family: str
+    client: FlaskClient, backend: Backend, family: str
 ) -> None:
-    created = create(client, auth, family, external_task_id=f"{family}-1")
-    validate("TaskCreated", created)
-    task = backend.find_task(created["task_id"])
+    created = create(client, KEY, family, external_task_id=f"{family}-1")
+    task_id = ident(family, created)
+    task = backend.find_task(task_id)
     assert task is not None
     steps = [
         (task.processing_at - backend.now() - 0.001, "submitted"),
@@ -60,27 +89,28 @@ def test_task_moves_through_its_timeline_and_ends_with_results_of_its_kinds(
         (task.ends_at - task.processing_at - 0.001, "processing"),
         (0.001, "succeed"),
     ]
-    for seconds, status in steps:
+    for seconds, expected in steps:
         advance(client, seconds)
-        assert query(client, auth, family, created["task_id"])["task_status"] == status
-    done = query(client, auth, family, f"{family}-1")
-    validate("Task", done)
-    assert sorted(done["task_result"]) == sorted(families()[family].results)
-    assert ("parent_video" in done["task_info"]) == (parent_field(family) is not None)
-    assert done["task_info"]["external_task_id"] == f"{family}-1"
+        current = query(client, KEY, family, task_id)
+        assert status(family, current) == expected
+        assert bool(results(family, current)) == FINAL[expected]  # results only at the end
+    (done, *_) = by_external_id(client, KEY, family, f"{family}-1")
+    assert ident(family, done) == task_id
+    assert sorted(results(family, done)) == sorted(families()[family].results)
+    assert (parent_video(family, done) is not None) == (parent_field(family) is not None)
+    assert external_id(family, done) == f"{family}-1"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_result_url_serves_real_media_of_the_task(
-    client: FlaskClient, auth: dict[str, str], family: str
-) -> None:
-    done = ended(client, auth, family, create(client, auth, family)["task_id"])
-    result = done["task_result"]
+def test_every_result_url_serves_real_media_of_the_task(client: FlaskClient, family: str) -> None:
+    done = ended(client, family, ident(family, create(client, KEY, family)))
+    result = results(family, done)
     for video in result.get("videos", []):
         for url in (video["url"], video["watermark_url"]):
             response = fetch(client, url)
             assert response.mimetype == "video/mp4"
-            assert mp4_duration_seconds(response.data) > 0
+            expected = shipped_seconds(video["duration"])
+            assert mp4_duration_seconds(response.data) == pytest.approx(expected, abs=0.5)
     for image in result.get("images", []):
         assert png_size(fetch(client, image["url"]).data)[0] > 0
     for audio in result.get("audios", []):
@@ -95,24 +125,19 @@ def test_every_result_url_serves_real_media_of_the_task(
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tasks_are_found_by_external_id_both_ways_and_listed_newest_first(
-    client: FlaskClient, auth: dict[str, str], family: str
+    client: FlaskClient, family: str
 ) -> None:
-    path = families()[family].path
-    first = create(client, auth, family, external_task_id="first")["task_id"]
-    second = create(client, auth, family, external_task_id="second")["task_id"]
-    assert query(client, auth, family, "first")["task_id"] == first
-    by_query = client.get(path, query_string={"external_task_id": "second"}, headers=auth)
-    assert by_query.json["data"]["task_id"] == second  # type: ignore[index]
-    pages = [
-        client.get(path, query_string={"pageNum": n, "pageSize": 1}, headers=auth).json["data"]  # type: ignore[index]
-        for n in (1, 2, 3)
-    ]
-    assert [[t["task_id"] for t in page] for page in pages] == [[second], [first], []]
+    first = ident(family, create(client, KEY, family, external_task_id="first"))
+    second = ident(family, create(client, KEY, family, external_task_id="second"))
+    for name, expected in (("first", first), ("second", second)):
+        found = by_external_id(client, KEY, family, name)
+        assert [ident(family, task) for task in found] == [expected] * len(found)
+    assert pages(client, KEY, family, 1) == [[second], [first]]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_success_deducts_the_contract_price_from_a_pack_of_its_kind(
-    client: FlaskClient, auth: dict[str, str], backend: Backend, family: str
+    client: FlaskClient, backend: Backend, family: str
 ) -> None:
     kind = pack_kind(family)
 
@@ -120,68 +145,75 @@ def test_success_deducts_the_contract_price_from_a_pack_of_its_kind(
         (account,) = backend.accounts_view()
         return sum(p["remaining_quantity"] for p in account["packs"] if p["kind"] == kind)
 
-    body = body_for(client, auth, family)
+    body = body_for(client, KEY, family)
     before = remaining()
-    created = client.post(families()[family].path, json=body, headers=auth).json["data"]  # type: ignore[index]
-    done = ended(client, auth, family, created["task_id"])
-    task = backend.find_task(created["task_id"])
+    created = client.post(families()[family].path, json=body, headers=KEY).json["data"]  # type: ignore[index]
+    done = ended(client, family, ident(family, created))
+    task = backend.find_task(ident(family, created))
     assert task is not None
-    source = float(done["task_info"]["parent_video"]["duration"]) if task.parent else None
+    parent = parent_video(family, done)
+    source = float(parent["duration"]) if task.parent and parent else None
     price = units(family, {**check_request(family, body), **task.params}, source)
     assert price > 0
-    assert done["final_unit_deduction"] == format_units(price)
+    assert charged(family, done) == format_units(price)
     assert before - remaining() == pytest.approx(float(price))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_failing_task_reports_its_failure_and_costs_nothing(
-    make_app: Callable[..., Flask], auth: dict[str, str], family: str
+    make_app: Callable[..., Flask], family: str
 ) -> None:
     client = make_app(failure_rate={family: 1.0}).test_client()
-    done = ended(client, auth, family, create(client, auth, family)["task_id"])
-    assert done["task_status"] == "failed" and done["task_status_msg"]
-    assert done["task_result"] == {} and done["final_unit_deduction"] == "0"
+    done = ended(client, family, ident(family, create(client, KEY, family)))
+    assert status(family, done) == "failed" and message(family, done)
+    assert results(family, done) == {} and charged(family, done) == "0"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_the_concurrency_of_its_pack_kind_refuses_a_second_task(
-    make_app: Callable[..., Flask], auth: dict[str, str], family: str
+    make_app: Callable[..., Flask], family: str
 ) -> None:
     client = make_app(concurrency={pack_kind(family): 1}).test_client()
-    body = body_for(client, auth, family)
-    assert client.post(families()[family].path, json=body, headers=auth).status_code == 200
-    refused = client.post(families()[family].path, json=body, headers=auth)
+    body = body_for(client, KEY, family)
+    assert client.post(families()[family].path, json=body, headers=KEY).status_code == 200
+    refused = client.post(families()[family].path, json=body, headers=KEY)
     assert (refused.status_code, refused.json["code"]) == (429, 1303)  # type: ignore[index]
     assert int(refused.headers["Retry-After"]) > 0
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_callbacks_report_each_status_with_the_results(
-    client: FlaskClient, auth: dict[str, str], receiver: Receiver, family: str
+    client: FlaskClient, receiver: Receiver, family: str
 ) -> None:
-    create(client, auth, family, callback_url=f"{receiver.url}/hook")
+    task_id = ident(family, create(client, KEY, family, callback_url=f"{receiver.url}/hook"))
     advance(client, LATE)
     assert wait_callbacks(client)["idle"] is True
-    import json
-
     bodies = [json.loads(call["body"]) for call in receiver.calls[-3:]]
-    assert [b["task_status"] for b in bodies] == ["submitted", "processing", "succeed"]
-    assert sorted(bodies[-1]["task_result"]) == sorted(families()[family].results)
+    for body in bodies:
+        validate("TaskV2" if is_2026(family) else "Task", body)
+        assert ident(family, body) == task_id
+    assert [status(family, b) for b in bodies] == ["submitted", "processing", "succeed"]
+    assert sorted(results(family, bodies[-1])) == sorted(families()[family].results)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fault_rules_and_expiring_urls_apply_to_every_family(
-    make_app: Callable[..., Flask], auth: dict[str, str], family: str
+    make_app: Callable[..., Flask], family: str
 ) -> None:
-    client = make_app(result_ttl_s=100).test_client()
+    app = make_app(result_ttl_s=100)
+    client, backend = app.test_client(), app.extensions["kling_mock"]
     path = families()[family].path
-    done = ended(client, auth, family, create(client, auth, family)["task_id"])
+    task_id = ident(family, create(client, KEY, family))
+    task = backend.find_task(task_id)
+    advance(client, task.ends_at - backend.now())  # just ended: its URLs are fresh
+    live = urls(results(family, query(client, KEY, family, task_id)))[0]
+    assert fetch(client, live).status_code == 200
     advance(client, 101)
-    dead = fetch(client, urls(done["task_result"])[0])
+    dead = fetch(client, live)
     assert (dead.status_code, dead.json["code"]) == (403, 1103)  # type: ignore[index]
     rule = {"match": {"method": "POST", "path": path}, "action": {"type": "error", "code": 5000}}
     assert client.post("/__mock/faults", json=rule).status_code == 200
-    broken = client.post(path, json=body_for(client, auth, family), headers=auth)
+    broken = client.post(path, json=body_for(client, KEY, family), headers=KEY)
     assert (broken.status_code, broken.json["code"]) == (500, 5000)  # type: ignore[index]
 
 
@@ -238,7 +270,7 @@ def test_the_extended_video_is_its_source_plus_five_seconds_with_its_model_and_m
 
     video = source_video(client, auth, duration="10", mode="pro", aspect_ratio="9:16")
     task_id = create(client, auth, "video_extend", video_id=video)["task_id"]
-    done = ended(client, auth, "video_extend", task_id)
+    done = ended(client, "video_extend", task_id)
     assert done["task_info"]["parent_video"]["id"] == video
     assert done["task_info"]["parent_video"]["duration"] == "10"
     assert done["task_result"]["videos"][0]["duration"] == "15"

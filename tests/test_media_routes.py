@@ -83,6 +83,8 @@ def test_public_base_url_sets_the_host_of_result_urls(make_app: Callable[..., An
     assert video["url"].startswith("https://cdn.test.example/kling/media/")
 
 
+# The 2026 families keep aspect_ratio and duration in settings{} (durations 3-15): they are
+# served the same shipped MP4s (the nearest), which tests/test_families.py checks for each.
 VIDEO_FAMILIES = [
     f
     for f in families().values()

@@ -86,6 +86,19 @@ def test_families_lists_every_served_family_with_paths_results_and_packs() -> No
         "virtual_try_on": ("/v1/images/kolors-virtual-try-on", ("images",), "try_on"),
         "text_to_audio": ("/v1/audio/text-to-audio", ("audios",), "audio"),
         "video_to_audio": ("/v1/audio/video-to-audio", ("videos", "audios"), "audio"),
+        # the 2026 design: the model in the path, videos drawn on the video packs
+        "image-to-video/kling-2.5-turbo": ("/image-to-video/kling-2.5-turbo", ("videos",), "video"),
+        "image-to-video/kling-2.6": ("/image-to-video/kling-2.6", ("videos",), "video"),
+        "image-to-video/kling-3.0": ("/image-to-video/kling-3.0", ("videos",), "video"),
+        "image-to-video/kling-3.0-turbo": ("/image-to-video/kling-3.0-turbo", ("videos",), "video"),
+        "motion-control/kling-2.6": ("/motion-control/kling-2.6", ("videos",), "video"),
+        "motion-control/kling-3.0": ("/motion-control/kling-3.0", ("videos",), "video"),
+        "omni-video/kling-3.0-omni": ("/omni-video/kling-3.0-omni", ("videos",), "video"),
+        "omni-video/kling-o1": ("/omni-video/kling-o1", ("videos",), "video"),
+        "text-to-video/kling-2.5-turbo": ("/text-to-video/kling-2.5-turbo", ("videos",), "video"),
+        "text-to-video/kling-2.6": ("/text-to-video/kling-2.6", ("videos",), "video"),
+        "text-to-video/kling-3.0": ("/text-to-video/kling-3.0", ("videos",), "video"),
+        "text-to-video/kling-3.0-turbo": ("/text-to-video/kling-3.0-turbo", ("videos",), "video"),
     }
 
 
@@ -543,7 +556,9 @@ def test_every_option_the_contract_allows_has_a_price() -> None:
     for family in families().values():
         rule = family.price["rule"]
         if rule not in ("image", "video"):
-            continue  # priced without a model: tests/test_families.py prices every family
+            # priced without a model, or per output second (the 2026 families' per_second
+            # rule): tests/test_families.py prices every family of both designs
+            continue
         models = field(family.request_schema, "model_name")["enum"]
         if rule == "image":
             assert set(models) <= set(pricing["image"]), family.name

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -17,6 +18,7 @@ from referencing.jsonschema import DRAFT202012
 
 from kling_testkit import strategies as ks
 from kling_testkit.codes import ErrorCode
+from kling_testkit.credentials import MOCK_API_KEY
 from kling_testkit.spec import (
     ContractViolation,
     check_request,
@@ -27,8 +29,12 @@ from kling_testkit.spec import (
     openapi,
     schema,
 )
-from kling_testkit.spec.document import SPEC_URI, exclusions, resolve
+from kling_testkit.spec.document import DESIGN_2026, SPEC_URI, designs, exclusions, resolve
+from kling_testkit.spec.validation import field_path
+from kling_testkit.strategies_2026 import Violation, violations
+from kling_testkit.strategies_2026 import invalid_requests as invalid_2026
 
+KEY = {"Authorization": f"Bearer {MOCK_API_KEY}"}
 SETTINGS = settings(max_examples=60, deadline=None)
 T2V = families()["text2video"].request_schema
 PROMPT = field(T2V, "prompt")
@@ -263,3 +269,107 @@ def test_exclusive_fields_are_never_drawn_together() -> None:
 
     collect()
     assert {frozenset({"image_tail"}), frozenset({"camera_control"})} <= seen
+
+
+# -- the 2026 design: contents[], settings{}, options{} -----------------------------------------
+
+NEW = sorted(designs(DESIGN_2026))
+SCHEMA_RULES = {"maxLength", "enum", "type", "unknown_field", "required", "pattern"}
+
+
+def contents_rules(family: str) -> set[str]:
+    """The rules of ``x-kling-family.contents`` a body of ``family`` can break alone."""
+    meta = families()[family].contents
+    counts = meta["counts"]
+    found = {"counts"}
+    if sum(high for _, high in counts.values()) >= 2:
+        found.add("unique")
+    if any(counts[need][0] == 0 for needed in meta["needs"].values() for need in needed):
+        found.add("needs")
+    for rule in meta["rules"]:
+        found |= {key for key in ("requires", "excludes", "max_total", "settings") if key in rule}
+    return found
+
+
+@pytest.mark.parametrize("family", NEW)
+@SETTINGS
+@given(data=st.data())
+def test_2026_bodies_keep_every_contents_rule(family: str, data: st.DataObject) -> None:
+    body = data.draw(ks.requests(family))
+    params = check_request(family, body)
+    assert not schema_errors(family, body)
+    assert violations(family, body) == []
+    assert params["model_name"] == families()[family].model
+    counts = families()[family].contents["counts"]
+    for kind, (least, most) in counts.items():
+        assert least <= sum(item["type"] == kind for item in body["contents"]) <= most
+
+
+@pytest.mark.parametrize("family", NEW)
+def test_2026_bodies_are_created_by_the_mock(client: FlaskClient, family: str) -> None:
+    quick = settings(max_examples=8, deadline=None, derandomize=True, database=None)
+
+    @quick
+    @given(body=ks.requests(family))
+    def post(body: dict[str, Any]) -> None:
+        body.get("options", {}).pop("callback_url", None)  # no callbacks to example.com
+        body.get("options", {}).pop("external_task_id", None)  # the mock keeps them unique
+        response = client.post(families()[family].path, json=body, headers=KEY)
+        assert response.status_code == 200, (body, response.json)
+
+    post()
+
+
+@pytest.mark.parametrize("family", NEW)
+@SETTINGS
+@given(data=st.data())
+def test_2026_invalid_bodies_break_exactly_one_rule(family: str, data: st.DataObject) -> None:
+    invalid = data.draw(ks.invalid_requests(family))
+    with pytest.raises(ContractViolation) as caught:
+        check_request(family, invalid.body)
+    assert caught.value.field == invalid.field
+    assert caught.value.code == ErrorCode.INVALID_VALUE
+    errors = schema_errors(family, invalid.body)
+    if invalid.rule in SCHEMA_RULES | {"range"}:
+        # One broken value (a prompt's type is said twice: by ContentItem and the family).
+        assert {(RULE_OF.get(str(e.validator), str(e.validator))) for e in errors} == {invalid.rule}
+        # jsonschema puts a missing or unknown key at its object, the others at the value.
+        for error in errors:
+            assert invalid.field.startswith(field_path(error.absolute_path)), error
+    else:
+        assert not errors
+        assert violations(family, invalid.body) == [Violation(invalid.rule, invalid.field)]
+
+
+@pytest.mark.parametrize("family", NEW)
+def test_2026_every_rule_is_generated(family: str) -> None:
+    settings_node = field(families()[family].request_schema, "settings")["properties"]
+    ranged = any("minimum" in resolve(n) for n in settings_node.values())
+    rules = SCHEMA_RULES | contents_rules(family) | ({"range"} if ranged else set())
+    quick = settings(max_examples=3, deadline=None, derandomize=True, database=None)
+
+    def refused(rule: str) -> None:
+        @quick
+        @given(invalid=invalid_2026(family, [rule]))
+        def check(invalid: ks.InvalidRequest) -> None:
+            assert invalid.rule == rule
+            with pytest.raises(ContractViolation) as caught:
+                check_request(family, invalid.body)
+            assert caught.value.field == invalid.field
+
+        check()
+
+    for rule in sorted(rules):
+        refused(rule)
+
+    @settings(max_examples=50, deadline=None, derandomize=True, database=None)
+    @given(invalid=ks.invalid_requests(family))
+    def only_these(invalid: ks.InvalidRequest) -> None:
+        assert invalid.rule in rules
+
+    only_these()
+
+
+def test_2026_families_refuse_models() -> None:
+    with pytest.raises(InvalidArgument, match="path"):
+        ks.requests(NEW[0], models=["kling-v1"])
