@@ -38,6 +38,7 @@ NEVER_CREATED = ("video_extend", "multi_image2video")
 UNSTATED = (
     "decimal(s); got",  # x-kling-decimals: JSON Schema's multipleOf fails 3.3 for 0.1
     "cursor is invalid",
+    "is already used by another item of this task",  # contents handles: unique per task
     "task_ids or external_task_ids is required",
     "task_ids and external_task_ids cannot be used together",
 )

@@ -5,7 +5,8 @@ that checks them with messages a client can act on is :mod:`kling_testkit.spec.c
 This module states the same rules in JSON Schema and :func:`kling_testkit.spec.document.openapi`
 adds them to each 2026 request schema (its ``allOf``), so a tool that reads only the schema
 (Schemathesis, a validator, a generator) knows them too. ``tests/test_design_2026.py`` checks
-that the two agree.
+that the two agree. One rule stays in code alone: no two items of a task share a handle
+(``id``), which JSON Schema cannot say.
 
 Rules apply to what a body sends; a setting it leaves out takes its documented default, so a
 condition on a setting holds for an absent one when the default is among its values.
