@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -210,43 +210,49 @@ class Target:
     def wait_for_2026(self, task_id: str, family_timeout: float) -> dict[str, Any]:
         """Poll a 2026 task through ``GET /tasks?task_ids=`` until it ends (as
         :meth:`wait_for`: the mock's clock moved, or real time up to a deadline)."""
-        seen: list[str] = []
-        deadline = time.monotonic() + family_timeout
-        interval = 2.0
-        while True:
+
+        def fetch() -> dict[str, Any]:
             found = self.api.get("/tasks", params={"task_ids": task_id}).data
             assert [t["id"] for t in found] == [task_id], f"GET /tasks lost {task_id}: {found}"
             task: dict[str, Any] = found[0]
-            seen.append(task["status"])
-            if task["status"] in TERMINAL_STATUSES_2026:
-                task["_seen"] = seen
-                return task
-            if self.mock is not None:
-                self.mock.clock.advance(30)
-                continue
-            if time.monotonic() > deadline:
-                pytest.fail(f"task {task_id} still {task['status']} after {family_timeout} s")
-            # Real I/O on a target without a clock to drive; bounded by the deadline above.
-            time.sleep(interval)
-            interval = min(interval * 1.5, 15.0)
+            return task
+
+        return self._poll(task_id, fetch, "status", TERMINAL_STATUSES_2026, family_timeout)
 
     def wait_for(self, path: str, task_id: str, family_timeout: float) -> dict[str, Any]:
         """Poll a task until it ends: on a mock by moving its clock, else in real time with a
         deadline from the documented durations."""
+
+        def fetch() -> dict[str, Any]:
+            task: dict[str, Any] = self.api.get(f"{path}/{task_id}").data
+            return task
+
+        return self._poll(task_id, fetch, "task_status", TERMINAL, family_timeout)
+
+    def _poll(
+        self,
+        task_id: str,
+        fetch: Callable[[], dict[str, Any]],
+        status: str,
+        terminal: Collection[str],
+        family_timeout: float,
+    ) -> dict[str, Any]:
+        """``fetch`` the task until its ``status`` field is ``terminal``; the statuses seen are
+        in its ``_seen``."""
         seen: list[str] = []
         deadline = time.monotonic() + family_timeout
         interval = 2.0
         while True:
-            task: dict[str, Any] = self.api.get(f"{path}/{task_id}").data
-            seen.append(task["task_status"])
-            if task["task_status"] in TERMINAL:
+            task = fetch()
+            seen.append(task[status])
+            if task[status] in terminal:
                 task["_seen"] = seen
                 return task
             if self.mock is not None:
                 self.mock.clock.advance(30)
                 continue
             if time.monotonic() > deadline:
-                pytest.fail(f"task {task_id} still {task['task_status']} after {family_timeout} s")
+                pytest.fail(f"task {task_id} still {task[status]} after {family_timeout} s")
             # Real I/O, not a job duration we could skip: a target without /__mock has no clock
             # to drive. Bounded by the deadline above; backoff from 2 s to 15 s.
             time.sleep(interval)

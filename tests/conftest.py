@@ -17,7 +17,9 @@ from werkzeug.serving import make_server
 
 from kling_testkit import pricing, strategies
 from kling_testkit.auth import bearer, sign_token
+from kling_testkit.client import KlingClient
 from kling_testkit.credentials import MOCK_ACCESS_KEY, MOCK_SECRET_KEY, Credentials
+from kling_testkit.retry import RetryPolicy
 from kling_testkit.spec import document, validation
 from mock_server import Backend, config_schema, create_app
 from mock_server.redis_store import connect
@@ -357,3 +359,23 @@ def receiver_pair() -> Iterator[tuple[Receiver, Receiver]]:
             yield allowed, other
             return
     raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
+def clock_driven_client(
+    base_url: str, backend: Backend, slept: list[float], credentials: Credentials
+) -> KlingClient:
+    """A client of the mock at ``base_url`` whose sleeps move ``backend``'s clock instead of
+    waiting (each recorded in ``slept``): it waits for tasks without sleeping."""
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        backend.advance(seconds)
+
+    return KlingClient(
+        base_url,
+        credentials,
+        timeout=5,
+        clock=backend.now,
+        sleep=sleep,
+        retry=RetryPolicy(attempts=4, backoff=1, max_backoff=2),
+    )

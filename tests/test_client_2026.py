@@ -30,7 +30,7 @@ from kling_testkit.retry import RetryPolicy
 from kling_testkit.spec import validate
 from mock_server import Backend
 from mock_server.media import mp4_duration_seconds
-from tests.conftest import CREDS
+from tests.conftest import CREDS, clock_driven_client
 
 T2V = "text-to-video/kling-3.0"
 I2V = "image-to-video/kling-2.6"
@@ -51,19 +51,7 @@ def slept() -> list[float]:
 @pytest.fixture
 def client(live_server: str, backend: Backend, slept: list[float]) -> KlingClient:
     """An API-key-only client whose sleeps move the mock's manual clock (and are recorded)."""
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        backend.advance(seconds)
-
-    return KlingClient(
-        live_server,
-        KEY_ONLY,
-        timeout=5,
-        clock=backend.now,
-        sleep=sleep,
-        retry=RetryPolicy(attempts=4, backoff=1, max_backoff=2),
-    )
+    return clock_driven_client(live_server, backend, slept, KEY_ONLY)
 
 
 def entries(backend: Backend) -> list[dict[str, Any]]:

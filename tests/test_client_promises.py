@@ -24,7 +24,7 @@ from kling_testkit.errors import (
 )
 from kling_testkit.retry import RetryPolicy
 from mock_server import Backend
-from tests.conftest import CREDS
+from tests.conftest import CREDS, clock_driven_client
 
 T2V = "/v1/videos/text2video"
 
@@ -37,19 +37,7 @@ def slept(backend: Backend) -> list[float]:
 @pytest.fixture
 def client(live_server: str, backend: Backend, slept: list[float]) -> KlingClient:
     """A client whose sleeps move the mock's manual clock (and are recorded)."""
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        backend.advance(seconds)
-
-    return KlingClient(
-        live_server,
-        CREDS,
-        timeout=5,
-        clock=backend.now,
-        sleep=sleep,
-        retry=RetryPolicy(attempts=4, backoff=1, max_backoff=2),
-    )
+    return clock_driven_client(live_server, backend, slept, CREDS)
 
 
 def entries(backend: Backend) -> list[dict[str, object]]:
