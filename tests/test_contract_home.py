@@ -17,7 +17,7 @@ import pytest
 
 from kling_testkit import client, stateful
 from kling_testkit.spec import FAILED, PROCESSING, SUBMITTED, SUCCEED, TERMINAL, schema
-from kling_testkit.spec.statuses import RANK, TERMINAL_2026
+from kling_testkit.spec.statuses import RANK, RANK_2026, TERMINAL_2026
 from mock_server import render, tasks
 from mock_server.config import MockConfig, default_durations, default_multipliers
 from mock_server.errors import ConfigError
@@ -97,7 +97,7 @@ def test_status_constants_are_the_documents_enum_in_lifecycle_order() -> None:
 def test_every_user_of_a_status_takes_the_contracts_constants() -> None:
     assert client.TERMINAL_STATUSES is TERMINAL
     assert client.TERMINAL_STATUSES_2026 is TERMINAL_2026
-    assert stateful.ORDER is RANK
+    assert stateful.ORDER == {**RANK, **RANK_2026}  # both designs' spellings, read off the contract
     assert (tasks.SUBMITTED, tasks.SUCCEED, tasks.FAILED, tasks.TERMINAL) == (
         SUBMITTED,
         SUCCEED,
