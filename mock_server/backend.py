@@ -26,7 +26,7 @@ from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from kling_testkit.spec.document import DESIGN_2026, pack_kinds
-from mock_server import credits, limits, profiles, render, signing
+from mock_server import credits, limits, profiles, render, signing, sources
 from mock_server.audit import (
     InFlight,
 )
@@ -35,7 +35,7 @@ from mock_server.callbacks import Dispatcher
 from mock_server.clock import Clock
 from mock_server.config import RUNTIME_KEYS, Account, MockConfig, is_withdrawn
 from mock_server.errors import ApiError, ConfigError
-from mock_server.ids import draw_seed, number_of, task_id_of
+from mock_server.ids import draw_seed, task_id_of
 from mock_server.journal import Journal
 from mock_server.judge import Judge
 from mock_server.memory_store import MemoryStore
@@ -165,6 +165,11 @@ class Backend:
         return random.Random(draw_seed(self.config.seed, stream, number))
 
     # -- control ---------------------------------------------------------------------------
+
+    @property
+    def initial_seed(self) -> int:
+        """The start-up config's seed (ids made before a change of ``seed`` still decode)."""
+        return self._initial.seed
 
     @property
     def initial_config(self) -> MockConfig:
@@ -382,25 +387,7 @@ class Backend:
             raise ApiError(exc.code, exc.message) from None
         effects = effects or CreateEffects()
         config = self.config
-        source = self._source(account, family, params)
-        parent: dict[str, Any] | None = None
-        if source is not None:
-            source_task, video_id = source
-            inherited = families()[family].parent or {}
-            params = {
-                **{
-                    k: source_task.params[k]
-                    for k in inherited.get("inherit", ())
-                    if k in source_task.params
-                },
-                **params,
-            }
-            parent = {
-                "id": video_id,
-                "url": self.media_url(source_task, f"{video_id}.mp4"),
-                "duration": render.seconds(source_task),
-                "task_id": source_task.task_id,
-            }
+        params, parent = sources.parent_of(self, account, family, params)
         model = params.get("model_name")
         if is_withdrawn(config.withdrawn_models, family, model):  # as for a model not served
             raise ApiError(ErrorCode.INVALID_VALUE, f"model_name '{model}' is invalid")
@@ -472,53 +459,6 @@ class Backend:
         if "callback_url" in params:
             self.callbacks.schedule(result)
         return result
-
-    def _source(
-        self, account: Account, family: str, params: Mapping[str, Any]
-    ) -> tuple[Task, str] | None:
-        """The earlier video a create names (``x-kling-family.parent``) and its id, if it names
-        one; 400/1201 ``From video not found by id`` unless it is a video of this account's
-        that succeeded within ``max_age_s`` of now, of a listed family, of a length allowed."""
-        spec = families()[family].parent
-        if spec is None:
-            return None
-        value: Any = params
-        for part in str(spec["field"]).split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if not isinstance(value, str):
-            return None  # the body names a video by URL instead
-        task = self._video(account, value, spec.get("families"))
-        now = self.now()
-        if task is None or now - task.ends_at > float(spec["max_age_s"]):
-            raise ApiError(ErrorCode.INVALID_VALUE, f"From video not found by id: {value}")
-        length = float(render.seconds(task))
-        low, high = float(spec.get("min_seconds", 0)), float(spec.get("max_seconds", math.inf))
-        if not low <= length <= high:
-            raise ApiError(
-                ErrorCode.INVALID_VALUE,
-                f"{spec['field']}: video {value} is {length:g} s long; this task takes a video "
-                f"of {low:g} to {high:g} s",
-            )
-        return task, value
-
-    def _video(self, account: Account, video_id: str, kinds: list[str] | None) -> Task | None:
-        """The succeeded task of ``account`` whose video is ``video_id``. A video's id is the
-        seed's id for the number after its task's (``create_task`` reserves them together), so
-        the task is found without an index."""
-        now = self.now()
-        for seed in dict.fromkeys((self.config.seed, self._initial.seed)):
-            number = number_of(seed, video_id)
-            task = None if number is None else self.store.get(task_id_of(seed, number - 1))
-            if (
-                task is not None
-                and task.account == account.name
-                and task.result_ids[:1] == (video_id,)
-                and "videos" in families()[task.family].results
-                and (kinds is None or task.family in kinds)
-                and task.status_at(now) == SUCCEED
-            ):
-                return task
-        return None
 
     def _refusal(
         self,
