@@ -286,6 +286,9 @@ def test_get_tasks_answers_the_ids_asked_in_order_and_leaves_out_unknown_ones(
         ("task_ids=", "query parameter task_ids must not be empty"),
         ("task_ids=1,,2", "must be a comma-separated list of ids"),
         ("task_ids=" + ",".join(str(n) for n in range(101)), "at most 100 ids per query; got 101"),
+        # Bounded in characters too: a longer query string, percent-encoded, reached a
+        # server's request-line limit (an HTML 414) before the mock could answer.
+        ("task_ids=" + "1" * 4097, "task_ids must be at most 4096 characters; got 4097"),
     ],
 )
 def test_get_tasks_refuses_a_query_without_one_list_of_ids(
