@@ -13,7 +13,7 @@ import pytest
 
 from contract_tests.conftest import Target, expect_error
 from kling_testkit.codes import ErrorCode
-from kling_testkit.spec import families, field, schema
+from kling_testkit.spec import families, field, operation_path, schema
 
 FAMILIES = ("text2video", "image_generation")  # inputs that need no image to fetch
 
@@ -64,5 +64,30 @@ def test_a_documented_limit_is_refused(
         held = target.spender.reserve(family, base_body(family))
     answer = target.api.post(families()[family].path, body)
     expect_error(answer, code.http_status, code)
+    if held is not None:
+        target.spender.refund(held)
+
+
+EDIT = {"session_id": "0", "edit_mode": "removal", "prompt": "a contract check", "duration": "5"}
+
+
+@pytest.mark.paid(0)
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("init_selection", {"video_id": "100000000000000000"}),  # no video of the account's
+        ("add_selection", {"frame_index": 0, "points": [{"x": 0.5, "y": 0.5}]}),  # no session
+    ],
+    ids=["init-unknown-video", "add-without-session"],
+)
+def test_a_selection_call_without_its_video_or_session_is_refused(
+    target: Target, operation: str, body: dict[str, Any]
+) -> None:
+    """Multi-elements selection calls are synchronous and open no task; whether the real API
+    meters them is not documented, so on a target that is not a mock each holds the price of
+    an edit until it is refused."""
+    held = None if target.is_mock else target.spender.reserve("multi_elements", EDIT)
+    answer = target.api.post(operation_path(operation), body)
+    expect_error(answer, 400, ErrorCode.INVALID_VALUE)
     if held is not None:
         target.spender.refund(held)

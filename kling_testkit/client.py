@@ -45,7 +45,7 @@ from kling_testkit.errors import (
     error_class,
 )
 from kling_testkit.retry import RetryPolicy
-from kling_testkit.spec import FAILED, TERMINAL, Family, families
+from kling_testkit.spec import FAILED, TERMINAL, Family, families, operation_path
 from kling_testkit.spec.document import DESIGN_2026, designs
 from kling_testkit.spec.statuses import TERMINAL_2026
 
@@ -341,6 +341,20 @@ class KlingClient:
         """Submit a legacy text-to-video task (``/v1/videos/text2video``)."""
         return self.create_task("text2video", {"prompt": prompt, **fields})
 
+    def selection(self, step: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One multi-elements selection call, answered at once: ``step`` is ``init``, ``add``,
+        ``delete``, ``clear`` or ``preview`` (``POST /v1/videos/multi-elements/<step>-selection``);
+        returns its ``data``. The edit itself is ``create_task("multi_elements", body)`` with
+        the ``session_id`` that ``init`` answered. Only ``clear`` and ``preview`` are resent
+        after a lost answer: the others would open or mark twice."""
+        if step not in SELECTION_STEPS:
+            raise ValueError(f"step must be one of {', '.join(SELECTION_STEPS)}; got {step!r}")
+        path = operation_path(f"{step}_selection")
+        data: dict[str, Any] = self.request(
+            "POST", path, json=body, idempotent=step in ("clear", "preview")
+        )
+        return data
+
     def get_task(
         self, family: str, task_id: str, *, deadline: float | None = None
     ) -> dict[str, Any]:
@@ -561,6 +575,10 @@ class KlingClient:
 
 _CREATED_KEYS = ("task_id", "task_status", "task_info", "created_at", "updated_at")
 _CREATED_KEYS_2026 = ("id", "status", "create_time", "update_time", "external_id")
+
+
+SELECTION_STEPS = ("init", "add", "delete", "clear", "preview")
+"""The steps of a multi-elements selection session, in the order a client takes them."""
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from kling_testkit.spec.document import families, openapi
+from kling_testkit.spec.document import families, field, openapi
 
 DEFAULT_SOURCE_SECONDS = 5.0
 """The length assumed for a source video the price depends on but the body does not name
@@ -55,8 +55,13 @@ def _seconds_text(value: Any) -> str:
 
 def units(family: str, params: Mapping[str, Any], source: float | None = None) -> Decimal:
     """Units a successful task deducts, given its effective parameters (defaults filled) and
-    the length of the source video it names (``source`` seconds), if any."""
-    rule = families()[family].price
+    the length of the source video it names (``source`` seconds), if any. A multi-elements
+    edit without its ``duration`` takes its session's video's, unknown here: the dearest."""
+    found = families()[family]
+    if found.session is not None and "duration" not in params:
+        lengths = field(found.request_schema, "duration")["enum"]
+        return max(units(family, {**params, "duration": d}, source) for d in lengths)
+    rule = found.price
     kind = rule["rule"]
     if kind == "image":
         return _image_units(str(params["model_name"]), int(params.get("n", 1)), "image" in params)

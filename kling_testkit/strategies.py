@@ -437,7 +437,8 @@ def requests(family: str, *, models: Sequence[str] | None = None) -> st.SearchSt
     Required fields, random optional ones that fit together, nested objects and the values
     the document's conditionals ask for. ``models`` restricts ``model_name`` (then always
     present). A family that names an earlier video (``video_id``) gets a made-up id: the mock
-    answers it with 400/1201 "From video not found" unless the id is one it made.
+    answers it with 400/1201 "From video not found" unless the id is one it made; so does a
+    multi-elements edit's ``session_id`` (put one from ``init-selection`` in its place).
 
     A family of the 2026 design (the model in its path) gets ``contents``, ``settings`` and
     ``options`` that keep its ``x-kling-family.contents`` rules

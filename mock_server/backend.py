@@ -26,7 +26,7 @@ from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from kling_testkit.spec.document import DESIGN_2026, pack_kinds
-from mock_server import credits, limits, profiles, render, signing, sources
+from mock_server import credits, limits, profiles, render, selections, signing, sources
 from mock_server.audit import (
     InFlight,
 )
@@ -229,6 +229,10 @@ class Backend:
             self._blocks[counter] = (epoch, number + count, end)
         return number
 
+    def reserve_id(self) -> int:
+        """A number of the id sequence that no task takes (a selection session's id)."""
+        return self._reserve("ids", 1, ID_BLOCK)
+
     def request_id(self) -> str:
         number = self._reserve("requests", 1, REQUEST_BLOCK)
         bits = draw_seed(self._initial.seed, "requests", number)
@@ -388,6 +392,8 @@ class Backend:
         effects = effects or CreateEffects()
         config = self.config
         params, parent = sources.parent_of(self, account, family, params)
+        if families()[family].session is not None:  # multi-elements: its selection session
+            params = selections.for_create(self, account, params)
         model = params.get("model_name")
         if is_withdrawn(config.withdrawn_models, family, model):  # as for a model not served
             raise ApiError(ErrorCode.INVALID_VALUE, f"model_name '{model}' is invalid")
@@ -537,9 +543,13 @@ class Backend:
     def media_url(self, task: Task, name: str) -> str:
         """The signed, expiring URL of one result file of a task."""
         path = render.media_path(task.task_id, name)
-        expires = self.url_expiry(task)
+        return self.signed_url(task.base_url, path, self.url_expiry(task))
+
+    def signed_url(self, base_url: str, path: str, expires: int) -> str:
+        """``path`` on the mock's public base URL (else ``base_url``, the one its request
+        came to), signed to work until ``expires`` (mock time, whole seconds)."""
         public = self.config.public_base_url
-        base = f"{public.rstrip('/')}{self.url_prefix}" if public else task.base_url.rstrip("/")
+        base = f"{public.rstrip('/')}{self.url_prefix}" if public else base_url.rstrip("/")
         return f"{base}{path}?{signing.signed_query(self.url_key, path, expires)}"
 
     def render(self, task: Task, at: float | None = None) -> dict[str, Any]:

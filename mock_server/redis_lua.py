@@ -371,6 +371,31 @@ for i = 1, #flat, 2 do
 end
 return out
 """,
+    # ARGV: prefix, session id
+    "selection": r"""
+local e = need_epoch() if e then return e end
+return redis.call('HGET', P .. 'sel', ARGV[2])
+""",
+    # ARGV: prefix, account, session id, doc (JSON), version held, sessions kept per account
+    "put_selection": r"""
+local e = need_epoch() if e then return e end
+local held = redis.call('HGET', P .. 'selv', ARGV[3])
+if (tonumber(held) or 0) ~= tonumber(ARGV[5]) then return 0 end
+redis.call('HSET', P .. 'sel', ARGV[3], ARGV[4])
+redis.call('HSET', P .. 'selv', ARGV[3], tonumber(ARGV[5]) + 1)
+if not held then
+  local own = P .. 'selof:' .. ARGV[2]
+  redis.call('ZADD', own, redis.call('INCR', P .. 'selseq'), ARGV[3])
+  local over = redis.call('ZCARD', own) - tonumber(ARGV[6])
+  if over > 0 then
+    local gone = redis.call('ZRANGE', own, 0, over - 1)
+    redis.call('ZREMRANGEBYRANK', own, 0, over - 1)
+    redis.call('HDEL', P .. 'sel', unpack(gone))
+    redis.call('HDEL', P .. 'selv', unpack(gone))
+  end
+end
+return 1
+""",
     # ARGV: prefix, account\0finding id, evidence (JSON), max evidence
     "note": r"""
 local e = need_epoch() if e then return e end

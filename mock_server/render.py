@@ -95,12 +95,14 @@ def created(task: Task) -> dict[str, Any]:
 def task_result(task: Task, media_url: MediaUrl) -> dict[str, Any]:
     """``videos[]``, ``images[]`` and ``audios[]``, as the family's ``results`` name them."""
     length = seconds(task)
+    session = families()[task.family].session  # multi-elements: its videos name the session
+    edited = {} if session is None else {"session_id": task.params[session["field"]]}
     out: dict[str, list[dict[str, Any]]] = {}
     for f in media_files(task):
         url = media_url(task, f.name)
         item: dict[str, Any]
         if f.kind == "mp4" and not f.second:
-            item = {"id": f.result, "url": url, "watermark_url": "", "duration": length}
+            item = {"id": f.result, **edited, "url": url, "watermark_url": "", "duration": length}
             out.setdefault("videos", []).append(item)
         elif f.kind == "png" and not f.second:
             item = {"index": int(f.result), "url": url, "watermark_url": ""}

@@ -274,6 +274,20 @@ class Store(Protocol):
         """(fired, skipped) per rule id."""
         ...
 
+    # -- selection sessions (multi-elements) ---------------------------------------------------
+
+    def selection(self, session_id: str) -> dict[str, Any] | None:
+        """The selection session stored under ``session_id`` (a JSON object), if any."""
+        ...
+
+    def put_selection(
+        self, account: str, session_id: str, doc: dict[str, Any], version: int, keep: int
+    ) -> bool:
+        """Store ``doc`` (whose ``version`` is ``version + 1``) if the stored session is still
+        at ``version`` (0: none is stored yet); whether it was. A new session makes the
+        account's oldest go once it has more than ``keep``."""
+        ...
+
     # -- callbacks -----------------------------------------------------------------------------
 
     def push(self, delivery: Delivery, epoch: int | None = None) -> bool:

@@ -205,6 +205,15 @@ def with_config(**overrides: Any) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("app", [overrides], indirect=True, ids=["config"])
 
 
+TWO_ACCOUNTS = [
+    {"name": "a", "access_key": "ak-a", "secret_key": "s" * 32, "api_key": "api-key-a" + "0" * 40},
+    {"name": "b", "access_key": "ak-b", "secret_key": "t" * 32, "api_key": "api-key-b" + "0" * 40},
+]
+"""Accounts ``a`` and ``b`` (``with_config(accounts=TWO_ACCOUNTS)``); ``KEY_OF`` has their
+API-key headers."""
+KEY_OF = {a["name"]: {"Authorization": f"Bearer {a['api_key']}"} for a in TWO_ACCOUNTS}
+
+
 def create(
     client: FlaskClient,
     auth: dict[str, str],

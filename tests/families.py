@@ -3,7 +3,7 @@
 The bodies come from ``kling_testkit.strategies.requests`` (the simplest one Hypothesis finds),
 so a family added to the contract is covered by every suite that iterates ``FAMILIES``. A
 family that names an earlier video gets a real one: a text-to-video task made and finished
-first.
+first, and a multi-elements edit a selection session on such a video.
 
 Both designs are spoken here, so the suites are written once: the legacy ``/v1`` one
 (``task_id``, ``task_status`` ``succeed``, ``task_result``, ``GET {path}/{id}``, ``pageNum``
@@ -23,7 +23,7 @@ from hypothesis import Phase, find, settings
 
 from kling_testkit import strategies
 from kling_testkit.credentials import MOCK_API_KEY
-from kling_testkit.spec import families, schema, validate
+from kling_testkit.spec import families, operation_path, schema, validate
 from kling_testkit.spec.document import DESIGN_2026
 
 KEY = {"Authorization": f"Bearer {MOCK_API_KEY}"}  # the default account's key: both designs
@@ -73,6 +73,16 @@ def source_video(client: FlaskClient, auth: dict[str, str], **body: Any) -> str:
     return video_id
 
 
+def selection_session(client: FlaskClient, auth: dict[str, str]) -> str:
+    """A multi-elements selection session on a new 5 s text-to-video video."""
+    video_id = source_video(client, auth)
+    path = operation_path("init_selection")
+    response = client.post(path, json={"video_id": video_id}, headers=auth)
+    assert response.status_code == 200, response.json
+    session_id: str = response.json["data"]["session_id"]  # type: ignore[index]
+    return session_id
+
+
 def advance(client: FlaskClient, seconds: float) -> None:
     assert client.post("/__mock/clock/advance", json={"seconds": seconds}).status_code == 200
 
@@ -99,6 +109,10 @@ def body_for(
     where = parent_field(family)
     if where is not None and where.split(".")[0] not in fields:
         put(body, where, source_video(client, auth))
+    session = families()[family].session
+    if session is not None and session["field"] not in fields:
+        body[session["field"]] = selection_session(client, auth)
+        body.pop("duration", None)  # it follows the session's video
     return body
 
 

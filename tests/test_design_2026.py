@@ -23,7 +23,7 @@ from kling_testkit.spec.document import DESIGN_2026, designs
 from kling_testkit.webhooks import verify_webhook
 from mock_server import Backend
 from mock_server.media import mp4_duration_seconds
-from tests.conftest import CREDS, Receiver, wait_callbacks, with_config
+from tests.conftest import CREDS, KEY_OF, TWO_ACCOUNTS, Receiver, wait_callbacks, with_config
 
 KEY = {"Authorization": f"Bearer {MOCK_API_KEY}"}
 LATE = 3600.0  # past the end of any task on the default timings
@@ -312,25 +312,9 @@ def test_the_designs_do_not_see_each_others_tasks(client: FlaskClient) -> None:
     assert [t["id"] for t in listed(client)["result"]] == [new["id"]]
 
 
-@with_config(
-    accounts=[
-        {
-            "name": "a",
-            "access_key": "ak-a",
-            "secret_key": "s" * 32,
-            "api_key": "api-key-a" + "0" * 40,
-        },
-        {
-            "name": "b",
-            "access_key": "ak-b",
-            "secret_key": "t" * 32,
-            "api_key": "api-key-b" + "0" * 40,
-        },
-    ]
-)
+@with_config(accounts=TWO_ACCOUNTS)
 def test_an_account_sees_only_its_own_tasks(client: FlaskClient) -> None:
-    a = {"Authorization": "Bearer api-key-a" + "0" * 40}
-    b = {"Authorization": "Bearer api-key-b" + "0" * 40}
+    a, b = KEY_OF["a"], KEY_OF["b"]
     body = {"contents": [prompt()], "options": {"external_task_id": "mine"}}
     task_id = client.post(T2V, json=body, headers=a).json["data"]["id"]  # type: ignore[index]
     assert client.get(f"/tasks?task_ids={task_id}", headers=b).json["data"] == []  # type: ignore[index]

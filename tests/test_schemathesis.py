@@ -33,14 +33,23 @@ EXAMPLES = 15  # per operation and phase (34 operations); about a minute on two 
 SEED = 20260102
 # Creates schemathesis cannot make: video_extend needs a video of the mock's (generated ids are
 # never one); for multi_image2video it generated no schema-valid body in 15 examples (an array
-# of image objects; left to look into). tests/test_families.py creates both.
-NEVER_CREATED = ("video_extend", "multi_image2video")
+# of image objects; left to look into); multi_elements needs a selection session of the mock's.
+# tests/test_families.py creates all three.
+NEVER_CREATED = ("video_extend", "multi_image2video", "multi_elements")
 UNSTATED = (
     "decimal(s); got",  # x-kling-decimals: JSON Schema's multipleOf fails 3.3 for 0.1
     "cursor is invalid",
     "is already used by another item of this task",  # contents handles: unique per task
     "task_ids or external_task_ids is required",
     "task_ids and external_task_ids cannot be used together",
+    # Multi-elements sessions are state: an id a generator made up, a point never marked, a
+    # frame past the video's end, and the bounds of one session.
+    "session_id not found:",
+    "session_id has expired",
+    "was not added on frame",
+    "below the video's total_frame",
+    "frames of a session are marked",
+    "objects; clear some first",
 )
 # Kling answers an undeclared method with 404/1202 (documented); Schemathesis wants a 405.
 NOT_CHECKED = "unsupported_method"
@@ -109,8 +118,8 @@ def test_schemathesis_finds_nothing_but_repeated_external_task_ids(
     summary = json.loads(summary_file.read_text())
     assert summary["complete"] and summary["stop_reason"] == "completed", summary
     # Legacy: create, query, list per family; the 2026 design: a create per model, GET and
-    # POST /tasks; the account's costs.
-    operations = 3 * len(designs(LEGACY)) + len(designs(DESIGN_2026)) + 2 + 1
+    # POST /tasks; the account's costs; the five multi-elements selection calls.
+    operations = 3 * len(designs(LEGACY)) + len(designs(DESIGN_2026)) + 2 + 1 + 5
     assert summary["operations"]["tested"] == summary["operations"]["total"] == operations
     assert summary["errors"] == []
     assert summary["warnings"]["unsupported_regex"] == []  # every pattern is usable

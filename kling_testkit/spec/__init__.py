@@ -10,7 +10,7 @@ from kling_testkit.spec.document import (
     parameter,
     schema,
 )
-from kling_testkit.spec.rules import check_image, check_request, image_size
+from kling_testkit.spec.rules import check_body, check_image, check_request, image_size
 from kling_testkit.spec.statuses import (
     FAILED,
     PROCESSING,
@@ -30,6 +30,7 @@ __all__ = [
     "TERMINAL",
     "ContractViolation",
     "Family",
+    "check_body",
     "check_image",
     "check_request",
     "defaults",

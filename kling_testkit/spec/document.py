@@ -50,7 +50,8 @@ class Family:
     ``task_result`` lists a task fills: ``videos``, ``images``, ``audios``), ``pack`` (the
     resource-pack kind it draws on and counts slots in), ``timing`` (default seconds queued and
     processing), ``price`` (its rule in ``x-kling-pricing``), ``seconds`` (where the length of
-    its output comes from) and ``parent`` (the earlier video it names, if any). A family of the
+    its output comes from), ``parent`` (the earlier video it names, if any) and ``session``
+    (the multi-elements selection session it names, if any). A family of the
     2026 design (``design == "2026"``: the model in the path, ``contents[]``/``settings{}``/
     ``options{}`` bodies, queried through ``/tasks``) also has its ``model``, the other names
     its path takes (``aliases``) and the rules of its ``contents``.
@@ -70,6 +71,7 @@ class Family:
     model: str | None = None
     aliases: tuple[str, ...] = ()
     contents: dict[str, Any] = dataclasses.field(default_factory=dict)
+    session: dict[str, Any] | None = None
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -113,6 +115,7 @@ def families() -> dict[str, Family]:
             meta.get("model"),
             tuple(meta.get("aliases", ())),
             dict(meta.get("contents", {})),
+            meta.get("session"),
         )
     return found
 

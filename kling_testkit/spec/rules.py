@@ -18,7 +18,7 @@ from kling_testkit.spec.document import DESIGN_2026, _defaults, families, schema
 from kling_testkit.spec.images import check_base64_image, image_size
 from kling_testkit.spec.validation import ContractViolation, field_path, json_type, validate
 
-__all__ = ["check_image", "check_request", "check_url", "image_size"]
+__all__ = ["check_body", "check_image", "check_request", "check_url", "image_size"]
 
 
 def check_url(name: str, value: str) -> None:
@@ -65,6 +65,16 @@ def _check_unicode(body: dict[str, Any]) -> None:
             raise ContractViolation(
                 f"{where or 'request body'} must not contain unpaired surrogates", where or None
             ) from None
+
+
+def check_body(schema_name: str, body: object) -> dict[str, Any]:
+    """Validate the body of a request that creates no task (``schema_name`` is its request
+    schema) and return it; :class:`ContractViolation` naming the first field that is wrong."""
+    if not isinstance(body, dict):
+        raise ContractViolation(f"request body must be a JSON object; got {json_type(body)}")
+    _check_unicode(body)
+    validate(schema_name, body)
+    return body
 
 
 def check_request(family: str, body: object) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -12,14 +12,16 @@ from werkzeug.sansio.utils import get_current_url
 from kling_testkit.codes import ErrorCode
 from kling_testkit.spec import (
     ContractViolation,
+    check_body,
     families,
+    openapi,
     operation_path,
     parameter,
     parse_query,
     validate,
 )
 from kling_testkit.spec.document import DESIGN_2026
-from mock_server import profiles, queries, render
+from mock_server import profiles, queries, render, selections
 from mock_server.audit import create_key, overlap_detail
 from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
@@ -58,6 +60,14 @@ def make_blueprint() -> Blueprint:
             defaults=defaults,
         )
     bp.add_url_rule(operation_path("account_costs"), "account_costs", account_costs)
+    for operation in SELECTION_OPERATIONS:  # multi-elements: synchronous, no task
+        bp.add_url_rule(
+            operation_path(operation),
+            f"selection_{operation}",
+            selection,
+            methods=["POST"],
+            defaults={"operation": operation},
+        )
     tasks = operation_path("get_tasks")
     bp.add_url_rule(tasks, "tasks_2026_query", tasks_query, methods=["GET"])
     bp.add_url_rule(tasks, "tasks_2026_list", tasks_list, methods=["POST"])
@@ -272,3 +282,33 @@ def tasks_list() -> Response:
     if more:
         data["next_cursor"] = where.cursor(tasks[-1])
     return ok(data)
+
+
+SELECTION_OPERATIONS: dict[str, Any] = {
+    "init_selection": selections.init,
+    "add_selection": selections.add,
+    "delete_selection": selections.delete,
+    "clear_selection": selections.clear,
+    "preview_selection": selections.preview,
+}
+
+
+@cache
+def _request_schema(operation: str) -> str:
+    """The name of the request schema of a POST operation of the contract."""
+    post = openapi()["paths"][operation_path(operation)]["post"]
+    ref: str = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return ref.rsplit("/", 1)[-1]
+
+
+def selection(operation: str) -> Response:
+    """A multi-elements selection request: answered at once (no task)."""
+    mock = backend()
+    try:
+        body = check_body(_request_schema(operation), json_body())
+    except ContractViolation as exc:
+        raise ApiError(exc.code, exc.message) from None
+    if operation == "init_selection":
+        base_url = _root_url(request.scheme, request.host, request.root_path)
+        return ok(selections.init(mock, g.account, body, base_url))
+    return ok(SELECTION_OPERATIONS[operation](mock, g.account, body))

@@ -7,7 +7,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, request
 
 from kling_testkit.codes import ErrorCode
-from mock_server import media, render, signing
+from mock_server import media, render, selections, signing
 from mock_server.audit import RESULT_READ_TOO_EARLY, RESULT_URL_EXPIRED
 from mock_server.backend import Backend
 from mock_server.errors import ApiError
@@ -67,6 +67,27 @@ def file(task_id: str, name: str) -> Response:
             _served(mock, task)
             return _body(task, entry)
     raise _not_found(name)
+
+
+@bp.get("/media/selections/<session_id>/<name>")
+def selection_file(session_id: str, name: str) -> Response:
+    """A multi-elements preview's cover or tracking output, while its URL holds (it lasts as
+    long as the session). No auth, like every result URL."""
+    mock = backend()
+    refused = signing.check(
+        mock.url_key,
+        selections.media_path(session_id, name),
+        request.args.get("expires"),
+        request.args.get("signature"),
+        mock.now(),
+    )
+    if refused is not None:
+        raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
+    found = selections.media(mock, session_id, name)
+    if found is None:
+        raise _not_found(name)
+    body, mimetype = found
+    return Response(body, mimetype=mimetype)
 
 
 _MIMETYPES = {"mp4": "video/mp4", "png": "image/png", "mp3": "audio/mpeg", "wav": "audio/wav"}
