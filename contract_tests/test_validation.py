@@ -77,15 +77,17 @@ EDIT = {"session_id": "0", "edit_mode": "removal", "prompt": "a contract check",
     [
         ("init_selection", {"video_id": "100000000000000000"}),  # no video of the account's
         ("add_selection", {"frame_index": 0, "points": [{"x": 0.5, "y": 0.5}]}),  # no session
+        ("identify_face", {"video_id": "100000000000000000"}),
     ],
-    ids=["init-unknown-video", "add-without-session"],
+    ids=["init-unknown-video", "add-without-session", "identify-unknown-video"],
 )
-def test_a_selection_call_without_its_video_or_session_is_refused(
+def test_a_session_call_without_its_video_or_session_is_refused(
     target: Target, operation: str, body: dict[str, Any]
 ) -> None:
-    """Multi-elements selection calls are synchronous and open no task; whether the real API
-    meters them is not documented, so on a target that is not a mock each holds the price of
-    an edit until it is refused."""
+    """Multi-elements selection calls and identify-face are synchronous and open no task;
+    whether the real API meters them is not documented (identify-face answers a
+    ``final_unit_deduction``), so on a target that is not a mock each holds the price of an
+    edit until it is refused."""
     held = None if target.is_mock else target.spender.reserve("multi_elements", EDIT)
     answer = target.api.post(operation_path(operation), body)
     expect_error(answer, 400, ErrorCode.INVALID_VALUE)

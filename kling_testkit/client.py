@@ -355,6 +355,15 @@ class KlingClient:
         )
         return data
 
+    def identify_face(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/videos/identify-face`` (``video_id`` or ``video_url``), answered at once:
+        its ``data`` (``session_id``, ``face_data``). The lip-sync itself is
+        ``create_task("advanced_lip_sync", {"session_id": ..., "face_choose": [...]})``. Not
+        resent after a lost answer: it would open a second session."""
+        path = operation_path("identify_face")
+        data: dict[str, Any] = self.request("POST", path, json=body, idempotent=False)
+        return data
+
     def get_task(
         self, family: str, task_id: str, *, deadline: float | None = None
     ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from kling_testkit.spec.document import families, field, openapi
+from kling_testkit.spec.document import families, field, openapi, schema
 
 DEFAULT_SOURCE_SECONDS = 5.0
 """The length assumed for a source video the price depends on but the body does not name
@@ -58,7 +58,8 @@ def units(family: str, params: Mapping[str, Any], source: float | None = None) -
     the length of the source video it names (``source`` seconds), if any. A multi-elements
     edit without its ``duration`` takes its session's video's, unknown here: the dearest."""
     found = families()[family]
-    if found.session is not None and "duration" not in params:
+    named = found.session is not None and "duration" not in params
+    if named and "duration" in schema(found.request_schema)["properties"]:
         lengths = field(found.request_schema, "duration")["enum"]
         return max(units(family, {**params, "duration": d}, source) for d in lengths)
     rule = found.price

@@ -26,7 +26,16 @@ from kling_testkit.pricing import pack_kind, slots, units
 from kling_testkit.prompts import blocked_term
 from kling_testkit.spec import ContractViolation, check_request, families
 from kling_testkit.spec.document import DESIGN_2026, pack_kinds
-from mock_server import credits, limits, profiles, render, selections, signing, sources
+from mock_server import (
+    credits,
+    faces,
+    limits,
+    profiles,
+    render,
+    selections,
+    signing,
+    sources,
+)
 from mock_server.audit import (
     InFlight,
 )
@@ -392,8 +401,10 @@ class Backend:
         effects = effects or CreateEffects()
         config = self.config
         params, parent = sources.parent_of(self, account, family, params)
-        if families()[family].session is not None:  # multi-elements: its selection session
-            params = selections.for_create(self, account, params)
+        session = families()[family].session
+        if session is not None:  # a multi-elements selection, or the faces of a lip-sync
+            named = selections if session["kind"] == selections.KIND else faces
+            params, parent = named.for_create(self, account, params)
         model = params.get("model_name")
         if is_withdrawn(config.withdrawn_models, family, model):  # as for a model not served
             raise ApiError(ErrorCode.INVALID_VALUE, f"model_name '{model}' is invalid")

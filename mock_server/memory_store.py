@@ -119,7 +119,7 @@ class _State:
     fetched: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # (account, finding id) -> [count, first MAX_EVIDENCE offending requests]
     findings: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
-    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions_of: dict[str, OrderedDict[str, None]] = field(default_factory=dict)  # oldest first
 
 
@@ -500,28 +500,28 @@ class MemoryStore:
         with self._lock:
             return {k: (v[0], v[1]) for k, v in self._s.counts.items()}
 
-    # -- selection sessions ------------------------------------------------------------------
+    # -- sessions (multi-elements selections, identified faces) ------------------------------
 
-    def selection(self, session_id: str) -> dict[str, Any] | None:
+    def session(self, session_id: str) -> dict[str, Any] | None:
         with self._lock:
-            doc = self._s.selections.get(session_id)
+            doc = self._s.sessions.get(session_id)
             return None if doc is None else copy.deepcopy(doc)
 
-    def put_selection(
+    def put_session(
         self, account: str, session_id: str, doc: dict[str, Any], version: int, keep: int
     ) -> bool:
         with self._lock:
             s = self._s
-            held = s.selections.get(session_id)
+            held = s.sessions.get(session_id)
             if (0 if held is None else int(held["version"])) != version:
                 return False
-            s.selections[session_id] = copy.deepcopy(doc)
+            s.sessions[session_id] = copy.deepcopy(doc)
             if held is None:
                 own = s.sessions_of.setdefault(account, OrderedDict())
                 own[session_id] = None
                 while len(own) > keep:
                     gone, _ = own.popitem(last=False)
-                    del s.selections[gone]
+                    del s.sessions[gone]
             return True
 
     # -- callbacks -----------------------------------------------------------------------------

@@ -372,26 +372,26 @@ end
 return out
 """,
     # ARGV: prefix, session id
-    "selection": r"""
+    "session": r"""
 local e = need_epoch() if e then return e end
-return redis.call('HGET', P .. 'sel', ARGV[2])
+return redis.call('HGET', P .. 'sess', ARGV[2])
 """,
     # ARGV: prefix, account, session id, doc (JSON), version held, sessions kept per account
-    "put_selection": r"""
+    "put_session": r"""
 local e = need_epoch() if e then return e end
-local held = redis.call('HGET', P .. 'selv', ARGV[3])
+local held = redis.call('HGET', P .. 'sessv', ARGV[3])
 if (tonumber(held) or 0) ~= tonumber(ARGV[5]) then return 0 end
-redis.call('HSET', P .. 'sel', ARGV[3], ARGV[4])
-redis.call('HSET', P .. 'selv', ARGV[3], tonumber(ARGV[5]) + 1)
+redis.call('HSET', P .. 'sess', ARGV[3], ARGV[4])
+redis.call('HSET', P .. 'sessv', ARGV[3], tonumber(ARGV[5]) + 1)
 if not held then
-  local own = P .. 'selof:' .. ARGV[2]
-  redis.call('ZADD', own, redis.call('INCR', P .. 'selseq'), ARGV[3])
+  local own = P .. 'sessof:' .. ARGV[2]
+  redis.call('ZADD', own, redis.call('INCR', P .. 'sessseq'), ARGV[3])
   local over = redis.call('ZCARD', own) - tonumber(ARGV[6])
   if over > 0 then
     local gone = redis.call('ZRANGE', own, 0, over - 1)
     redis.call('ZREMRANGEBYRANK', own, 0, over - 1)
-    redis.call('HDEL', P .. 'sel', unpack(gone))
-    redis.call('HDEL', P .. 'selv', unpack(gone))
+    redis.call('HDEL', P .. 'sess', unpack(gone))
+    redis.call('HDEL', P .. 'sessv', unpack(gone))
   end
 end
 return 1

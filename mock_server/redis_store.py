@@ -511,17 +511,17 @@ class RedisStore:
             counts.setdefault(rule_id, [0, 0])[0 if kind == "f" else 1] = int(value)
         return {k: (v[0], v[1]) for k, v in counts.items()}
 
-    # -- selection sessions ------------------------------------------------------------------
+    # -- sessions (multi-elements selections, identified faces) ------------------------------
 
-    def selection(self, session_id: str) -> dict[str, Any] | None:
-        text = self._run("selection", session_id)
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        text = self._run("session", session_id)
         return None if text is None else dict(json.loads(text))
 
-    def put_selection(
+    def put_session(
         self, account: str, session_id: str, doc: dict[str, Any], version: int, keep: int
     ) -> bool:
         text = json.dumps(doc, separators=(",", ":"))
-        return bool(self._run("put_selection", account, session_id, text, version, keep))
+        return bool(self._run("put_session", account, session_id, text, version, keep))
 
     # -- callbacks -----------------------------------------------------------------------------
 

@@ -274,13 +274,13 @@ class Store(Protocol):
         """(fired, skipped) per rule id."""
         ...
 
-    # -- selection sessions (multi-elements) ---------------------------------------------------
+    # -- sessions (multi-elements selections, identified faces) ----------------------------------
 
-    def selection(self, session_id: str) -> dict[str, Any] | None:
-        """The selection session stored under ``session_id`` (a JSON object), if any."""
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """The session stored under ``session_id`` (a JSON object), if any."""
         ...
 
-    def put_selection(
+    def put_session(
         self, account: str, session_id: str, doc: dict[str, Any], version: int, keep: int
     ) -> bool:
         """Store ``doc`` (whose ``version`` is ``version + 1``) if the stored session is still

@@ -3,7 +3,8 @@
 The bodies come from ``kling_testkit.strategies.requests`` (the simplest one Hypothesis finds),
 so a family added to the contract is covered by every suite that iterates ``FAMILIES``. A
 family that names an earlier video gets a real one: a text-to-video task made and finished
-first, and a multi-elements edit a selection session on such a video.
+first, and a family that names a session (multi-elements, advanced lip-sync) one on such a
+video.
 
 Both designs are spoken here, so the suites are written once: the legacy ``/v1`` one
 (``task_id``, ``task_status`` ``succeed``, ``task_result``, ``GET {path}/{id}``, ``pageNum``
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
 from hypothesis import Phase, find, settings
@@ -53,6 +55,13 @@ def parent_field(family: str) -> str | None:
     return None if spec is None else str(spec["field"])
 
 
+def has_parent_video(family: str) -> bool:
+    """Whether the family's tasks show the video they were made from (``parent_video``): the
+    video a field names, or a session's video (``x-kling-family.session.parent_video``)."""
+    session = families()[family].session or {}
+    return parent_field(family) is not None or bool(session.get("parent_video"))
+
+
 def put(body: dict[str, Any], path: str, value: Any) -> None:
     """Set ``body[a][b]`` for the dotted path ``a.b``."""
     *outer, last = path.split(".")
@@ -73,14 +82,25 @@ def source_video(client: FlaskClient, auth: dict[str, str], **body: Any) -> str:
     return video_id
 
 
-def selection_session(client: FlaskClient, auth: dict[str, str]) -> str:
-    """A multi-elements selection session on a new 5 s text-to-video video."""
+OPENS = {"selection": "init_selection", "face": "identify_face"}
+"""The call that opens each kind of session (``x-kling-family.session.kind``)."""
+
+
+def open_session(client: FlaskClient, auth: dict[str, str], kind: str) -> str:
+    """A session of ``kind`` (a multi-elements selection, identified faces) on a new 5 s
+    text-to-video video."""
     video_id = source_video(client, auth)
-    path = operation_path("init_selection")
+    path = operation_path(OPENS[kind])
     response = client.post(path, json={"video_id": video_id}, headers=auth)
     assert response.status_code == 200, response.json
     session_id: str = response.json["data"]["session_id"]  # type: ignore[index]
     return session_id
+
+
+def fetch(client: FlaskClient, url: str) -> Any:
+    """GET a URL the mock gave (a result's, a session file's) through the test client."""
+    parts = urlsplit(url)
+    return client.get(f"{parts.path}?{parts.query}")
 
 
 def advance(client: FlaskClient, seconds: float) -> None:
@@ -111,8 +131,11 @@ def body_for(
         put(body, where, source_video(client, auth))
     session = families()[family].session
     if session is not None and session["field"] not in fields:
-        body[session["field"]] = selection_session(client, auth)
-        body.pop("duration", None)  # it follows the session's video
+        body[session["field"]] = open_session(client, auth, session["kind"])
+        body.pop("duration", None)  # a multi-elements edit's follows the session's video
+        for choice in body.get("face_choose", ()):  # the whole-video face, 3 s of audio at 0
+            choice.update(face_id="0", sound_start_time=0, sound_end_time=3000)
+            choice["sound_insert_time"] = 0
     return body
 
 

@@ -20,8 +20,9 @@ from kling_testkit.credentials import MOCK_API_KEY
 from kling_testkit.spec import ContractViolation, families, schema, validate
 from kling_testkit.spec.contents import effective_params
 from kling_testkit.spec.document import DESIGN_2026, designs
+from kling_testkit.spec.statuses import STATUSES_2026
 from kling_testkit.webhooks import verify_webhook
-from mock_server import Backend
+from mock_server import Backend, queries
 from mock_server.media import mp4_duration_seconds
 from tests.conftest import CREDS, KEY_OF, TWO_ACCOUNTS, Receiver, wait_callbacks, with_config
 
@@ -467,7 +468,14 @@ def test_the_list_filters_by_status_product_type_and_time(
         ({"limit": 501}, "limit must be between 1 and 500"),
         ({"cursor": "not a cursor"}, "cursor is invalid"),
         ({"cursor": "e30"}, "cursor is invalid"),  # {} in base64
-        ({"filters": [{"key": "status", "values": ["succeed"]}]}, "status 'succeed' is not one of"),
+        (
+            {"filters": [{"key": "status", "values": ["succeed"]}]},
+            "filters[0].values[0] must be one of 'submitted', 'processing', 'succeeded', 'failed'",
+        ),
+        (
+            {"filters": [{"key": "product_type", "values": ["audio"]}]},
+            "filters[0].values[0] must be one of 'video', 'image', 'try_on'; got 'audio'",
+        ),
         ({"filters": [{"key": "model", "values": ["x"]}]}, "filters[0].key must be one of"),
         ({"start_time": "soon"}, "start_time"),
         ({"sort": "asc"}, "unknown field 'sort'"),
@@ -476,6 +484,17 @@ def test_the_list_filters_by_status_product_type_and_time(
 )
 def test_the_list_refuses_a_bad_body(client: FlaskClient, body: Any, message: str) -> None:
     refused(client.post("/tasks", json=body, headers=KEY), 400, 1201, message)
+
+
+def test_the_schema_states_the_filter_values_the_list_keeps() -> None:
+    """Schemathesis found filter values the schema allowed and the list refused: the schema
+    now states them, and they must stay the ones ``mock_server.queries`` keeps."""
+    rules = schema("TaskListRequest")["properties"]["filters"]["items"]["allOf"]
+    stated = {
+        r["if"]["properties"]["key"]["const"]: r["then"]["properties"]["values"]["items"]["enum"]
+        for r in rules
+    }
+    assert stated == {"status": list(STATUSES_2026), "product_type": list(queries.PRODUCT_TYPES)}
 
 
 def test_a_cursor_from_before_a_reset_has_expired(client: FlaskClient) -> None:

@@ -37,6 +37,7 @@ from tests.families import (
     create,
     example,
     external_id,
+    has_parent_video,
     ident,
     is_2026,
     message,
@@ -97,7 +98,7 @@ def test_task_moves_through_its_timeline_and_ends_with_results_of_its_kinds(
     (done, *_) = by_external_id(client, KEY, family, f"{family}-1")
     assert ident(family, done) == task_id
     assert sorted(results(family, done)) == sorted(families()[family].results)
-    assert (parent_video(family, done) is not None) == (parent_field(family) is not None)
+    assert (parent_video(family, done) is not None) == has_parent_video(family)
     assert external_id(family, done) == f"{family}-1"
 
 

@@ -12,7 +12,6 @@ import zlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
@@ -22,7 +21,7 @@ from kling_testkit.spec import validate
 from mock_server import Backend, masks
 from mock_server.media import mp4_duration_seconds, png_size
 from tests.conftest import CREDS, KEY_OF, TWO_ACCOUNTS, clock_driven_client, with_config
-from tests.families import KEY, advance, source_video
+from tests.families import KEY, advance, fetch, query, source_video
 
 BASE = "/v1/videos/multi-elements"
 IMAGE = "https://example.com/hat.png"
@@ -53,11 +52,6 @@ def opened(client: FlaskClient, **body: Any) -> dict[str, Any]:
     """A session on a new 5 s text-to-video video of the default account (``body`` on it)."""
     video_id = source_video(client, KEY, **body)
     return answered(call(client, "init-selection", {"video_id": video_id}), "SelectionSession")
-
-
-def fetch(client: FlaskClient, url: str) -> Any:
-    parts = urlsplit(url)
-    return client.get(f"{parts.path}?{parts.query}")
 
 
 def pixels(png: bytes) -> tuple[tuple[int, int], bytes]:
@@ -142,17 +136,15 @@ def test_a_session_marks_objects_and_an_edit_of_it_succeeds(
     }
     created = client.post(BASE, json=body, headers=KEY)
     assert created.status_code == 200, created.json
-    task_id = created.json["data"]["task_id"]
     advance(client, 3600)
-    task = client.get(f"{BASE}/{task_id}", headers=KEY).json["data"]
-    validate("Task", task)
+    task = query(client, KEY, "multi_elements", created.json["data"]["task_id"])
     assert task["task_status"] == "succeed", task
     [result] = task["task_result"]["videos"]
     assert result["session_id"] == sid and result["duration"] == "5"
     assert task["final_unit_deduction"] == "2"  # kling-v1-6 std 5 s
     edited = fetch(client, result["url"])
     assert edited.status_code == 200 and mp4_duration_seconds(edited.data) == 5.0
-    assert [t["task_id"] for t in client.get(BASE, headers=KEY).json["data"]] == [task_id]
+    assert [t["task_id"] for t in client.get(BASE, headers=KEY).json["data"]] == [task["task_id"]]
 
     # Cleared: the dog's points are gone too, while the edit made from the session stands.
     assert answered(call(client, "clear-selection", {"session_id": sid}), "SelectionCleared")
@@ -322,10 +314,11 @@ def test_the_tracking_output_lists_every_marked_frame(client: FlaskClient) -> No
 
 
 def test_our_client_edits_a_video_through_a_session(
-    live_server: str, backend: Backend, tmp_path: Path
+    live_server: str, backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     slept: list[float] = []
     client = clock_driven_client(live_server, backend, slept, CREDS)
+    request.addfinalizer(client.session.close)  # its sockets closed now, not by the collector
     source = client.wait("text2video", client.text2video("a red car on a bridge"))
     video_id = source["task_result"]["videos"][0]["id"]
     session = client.selection("init", {"video_id": video_id})

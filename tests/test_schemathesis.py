@@ -33,23 +33,28 @@ EXAMPLES = 15  # per operation and phase (34 operations); about a minute on two 
 SEED = 20260102
 # Creates schemathesis cannot make: video_extend needs a video of the mock's (generated ids are
 # never one); for multi_image2video it generated no schema-valid body in 15 examples (an array
-# of image objects; left to look into); multi_elements needs a selection session of the mock's.
-# tests/test_families.py creates all three.
-NEVER_CREATED = ("video_extend", "multi_image2video", "multi_elements")
+# of image objects; left to look into); multi_elements and advanced_lip_sync need a session of
+# the mock's. tests/test_families.py creates them all.
+NEVER_CREATED = ("video_extend", "multi_image2video", "multi_elements", "advanced_lip_sync")
 UNSTATED = (
     "decimal(s); got",  # x-kling-decimals: JSON Schema's multipleOf fails 3.3 for 0.1
+    "items together; got",  # x-kling-max-references: a cap on several lists together
     "cursor is invalid",
     "is already used by another item of this task",  # contents handles: unique per task
     "task_ids or external_task_ids is required",
     "task_ids and external_task_ids cannot be used together",
-    # Multi-elements sessions are state: an id a generator made up, a point never marked, a
-    # frame past the video's end, and the bounds of one session.
+    # Sessions are state: an id a generator made up, a point never marked, a frame past the
+    # video's end, the bounds of one session, a face it has not, audio that does not fit.
     "session_id not found:",
     "session_id has expired",
     "was not added on frame",
     "below the video's total_frame",
     "frames of a session are marked",
     "objects; clear some first",
+    "the session has no face",
+    "the cropped audio (sound_end_time - sound_start_time) must be",
+    "past the video's end",
+    "by at least 2000 ms; it overlaps",
 )
 # Kling answers an undeclared method with 404/1202 (documented); Schemathesis wants a 405.
 NOT_CHECKED = "unsupported_method"
@@ -83,7 +88,9 @@ def run_schemathesis(base_url: str, reports: Path) -> subprocess.CompletedProces
         "--report-dir",
         str(reports),
     ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "kling_testkit.schemathesis_hooks"}
+    root = str(Path(__file__).resolve().parent.parent)  # where tests.schemathesis_hooks is
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": path}
     # Run in the report folder: Schemathesis keeps a cache of its findings in its working folder.
     return subprocess.run(
         command, capture_output=True, text=True, timeout=400, env=env, cwd=reports
@@ -118,8 +125,9 @@ def test_schemathesis_finds_nothing_but_repeated_external_task_ids(
     summary = json.loads(summary_file.read_text())
     assert summary["complete"] and summary["stop_reason"] == "completed", summary
     # Legacy: create, query, list per family; the 2026 design: a create per model, GET and
-    # POST /tasks; the account's costs; the five multi-elements selection calls.
-    operations = 3 * len(designs(LEGACY)) + len(designs(DESIGN_2026)) + 2 + 1 + 5
+    # POST /tasks; the account's costs; the five multi-elements selection calls and
+    # identify-face.
+    operations = 3 * len(designs(LEGACY)) + len(designs(DESIGN_2026)) + 2 + 1 + 5 + 1
     assert summary["operations"]["tested"] == summary["operations"]["total"] == operations
     assert summary["errors"] == []
     assert summary["warnings"]["unsupported_regex"] == []  # every pattern is usable

@@ -88,6 +88,7 @@ def test_families_lists_every_served_family_with_paths_results_and_packs() -> No
         "video_to_audio": ("/v1/audio/video-to-audio", ("videos", "audios"), "audio"),
         "motion_control": ("/v1/videos/motion-control", ("videos",), "video"),
         "multi_elements": ("/v1/videos/multi-elements", ("videos",), "video"),
+        "advanced_lip_sync": ("/v1/videos/advanced-lip-sync", ("videos",), "video"),
         # the 2026 design: the model in the path, videos drawn on the video packs
         "image-to-video/kling-2.5-turbo": ("/image-to-video/kling-2.5-turbo", ("videos",), "video"),
         "image-to-video/kling-2.6": ("/image-to-video/kling-2.6", ("videos",), "video"),

@@ -258,22 +258,22 @@ def test_the_backend_reads_only_the_store(make_app: Callable[..., Flask], auth: 
     twin.callbacks.stop()
 
 
-def test_a_selection_is_written_only_over_the_version_it_was_read_at(
+def test_a_session_is_written_only_over_the_version_it_was_read_at(
     stores: Callable[[], StoreFactory],
 ) -> None:
     store = _store(stores)
-    assert store.selection("s1") is None
-    assert store.put_selection("a", "s1", {"version": 1, "marks": []}, 0, 2)
-    assert not store.put_selection("a", "s1", {"version": 1, "marks": ["lost"]}, 0, 2)  # not new
-    read = store.selection("s1")
+    assert store.session("s1") is None
+    assert store.put_session("a", "s1", {"version": 1, "marks": []}, 0, 2)
+    assert not store.put_session("a", "s1", {"version": 1, "marks": ["lost"]}, 0, 2)  # not new
+    read = store.session("s1")
     assert read == {"version": 1, "marks": []}
-    assert store.put_selection("a", "s1", {"version": 2, "marks": ["first"]}, 1, 2)
+    assert store.put_session("a", "s1", {"version": 2, "marks": ["first"]}, 1, 2)
     # A second writer that read version 1 too finds it gone and must read again.
-    assert not store.put_selection("a", "s1", {"version": 2, "marks": ["second"]}, 1, 2)
-    assert store.selection("s1") == {"version": 2, "marks": ["first"]}
+    assert not store.put_session("a", "s1", {"version": 2, "marks": ["second"]}, 1, 2)
+    assert store.session("s1") == {"version": 2, "marks": ["first"]}
     # An account keeps its newest sessions; another account's are not counted with them.
-    assert store.put_selection("b", "t1", {"version": 1}, 0, 2)
-    assert store.put_selection("a", "s2", {"version": 1}, 0, 2)
-    assert store.put_selection("a", "s3", {"version": 1}, 0, 2)
-    assert store.selection("s1") is None and store.selection("s2") is not None
-    assert store.selection("t1") is not None
+    assert store.put_session("b", "t1", {"version": 1}, 0, 2)
+    assert store.put_session("a", "s2", {"version": 1}, 0, 2)
+    assert store.put_session("a", "s3", {"version": 1}, 0, 2)
+    assert store.session("s1") is None and store.session("s2") is not None
+    assert store.session("t1") is not None

@@ -21,7 +21,7 @@ from kling_testkit.spec import (
     validate,
 )
 from kling_testkit.spec.document import DESIGN_2026
-from mock_server import profiles, queries, render, selections
+from mock_server import faces, profiles, queries, render, selections
 from mock_server.audit import create_key, overlap_detail
 from mock_server.backend import Backend
 from mock_server.envelope import invalid, ok
@@ -60,11 +60,11 @@ def make_blueprint() -> Blueprint:
             defaults=defaults,
         )
     bp.add_url_rule(operation_path("account_costs"), "account_costs", account_costs)
-    for operation in SELECTION_OPERATIONS:  # multi-elements: synchronous, no task
+    for operation in SESSION_OPERATIONS:  # synchronous calls: no task
         bp.add_url_rule(
             operation_path(operation),
-            f"selection_{operation}",
-            selection,
+            f"session_{operation}",
+            session_call,
             methods=["POST"],
             defaults={"operation": operation},
         )
@@ -284,8 +284,10 @@ def tasks_list() -> Response:
     return ok(data)
 
 
-SELECTION_OPERATIONS: dict[str, Any] = {
-    "init_selection": selections.init,
+OPENS: dict[str, Any] = {"init_selection": selections.init, "identify_face": faces.identify}
+"""Synchronous calls that open a session on a video (they name its files' base URL)."""
+SESSION_OPERATIONS: dict[str, Any] = {
+    **OPENS,
     "add_selection": selections.add,
     "delete_selection": selections.delete,
     "clear_selection": selections.clear,
@@ -301,14 +303,14 @@ def _request_schema(operation: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def selection(operation: str) -> Response:
-    """A multi-elements selection request: answered at once (no task)."""
+def session_call(operation: str) -> Response:
+    """A synchronous call of a session (multi-elements selections, identify-face): no task."""
     mock = backend()
     try:
         body = check_body(_request_schema(operation), json_body())
     except ContractViolation as exc:
         raise ApiError(exc.code, exc.message) from None
-    if operation == "init_selection":
+    if operation in OPENS:
         base_url = _root_url(request.scheme, request.host, request.root_path)
-        return ok(selections.init(mock, g.account, body, base_url))
-    return ok(SELECTION_OPERATIONS[operation](mock, g.account, body))
+        return ok(OPENS[operation](mock, g.account, body, base_url))
+    return ok(SESSION_OPERATIONS[operation](mock, g.account, body))

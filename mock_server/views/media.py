@@ -7,7 +7,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, request
 
 from kling_testkit.codes import ErrorCode
-from mock_server import media, render, selections, signing
+from mock_server import faces, media, render, selections, sessions, signing
 from mock_server.audit import RESULT_READ_TOO_EARLY, RESULT_URL_EXPIRED
 from mock_server.backend import Backend
 from mock_server.errors import ApiError
@@ -69,21 +69,24 @@ def file(task_id: str, name: str) -> Response:
     raise _not_found(name)
 
 
-@bp.get("/media/selections/<session_id>/<name>")
-def selection_file(session_id: str, name: str) -> Response:
-    """A multi-elements preview's cover or tracking output, while its URL holds (it lasts as
-    long as the session). No auth, like every result URL."""
+@bp.get("/media/sessions/<session_id>/<name>")
+def session_file(session_id: str, name: str) -> Response:
+    """A file of a session (a multi-elements preview's cover or tracking output, a face's
+    image) while its URL holds: as long as the session. No auth, like every result URL."""
     mock = backend()
     refused = signing.check(
         mock.url_key,
-        selections.media_path(session_id, name),
+        sessions.media_path(session_id, name),
         request.args.get("expires"),
         request.args.get("signature"),
         mock.now(),
     )
     if refused is not None:
         raise ApiError(ErrorCode.NO_PERMISSION, f"result URL refused: {refused}")
-    found = selections.media(mock, session_id, name)
+    doc = sessions.live(mock, session_id)
+    found = None
+    if doc is not None:
+        found = (selections if doc["kind"] == selections.KIND else faces).files(doc, name)
     if found is None:
         raise _not_found(name)
     body, mimetype = found
